@@ -1,0 +1,137 @@
+//! Training throughput of our learner against the PyTorch reference, side by side.
+//!
+//!     cargo bench --bench train -- [--arch resnet34] [--bs 64] [--steps 8] [--repeats 5] [--reference]
+//!
+//! Times optimizer steps (forward, backward, AdamW) on a fixed random 3x64x64 batch, as
+//! `../shared/bench/torch_reference.py --synthetic` does, and prints images per second per
+//! repeat and their median. `--reference` then runs that script with the same settings in the
+//! LibTorch venv (scripts/setup-bench.sh installs torchvision there) and prints the ratio.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mednist::data::batches::{BatchPlan, Prefetcher};
+use mednist::data::cache::ImageCache;
+use mednist::learn::data::TrainData;
+use mednist::learn::device::DeviceChoice;
+use mednist::learn::learner::{Learner, LearnerSettings};
+use mednist::model::Arch;
+use rand::{Rng, SeedableRng};
+
+struct Options {
+    arch: Arch,
+    batch_size: usize,
+    steps: usize,
+    repeats: usize,
+    warmup: usize,
+    threads: usize,
+    reference: bool,
+}
+
+fn parse() -> Options {
+    let mut options =
+        Options { arch: Arch::Resnet34, batch_size: 64, steps: 8, repeats: 5, warmup: 2, threads: 2, reference: false };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        match arg.as_str() {
+            "--arch" => options.arch = value().parse().expect("an architecture"),
+            "--bs" => options.batch_size = value().parse().expect("a batch size"),
+            "--steps" => options.steps = value().parse().expect("a step count"),
+            "--repeats" => options.repeats = value().parse().expect("a repeat count"),
+            "--warmup" => options.warmup = value().parse().expect("a warm-up count"),
+            "--threads" => options.threads = value().parse().expect("a thread count"),
+            "--reference" => options.reference = true,
+            "--bench" => {}
+            other => panic!("unknown option {other}"),
+        }
+    }
+    options
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let options = parse();
+    tch::set_num_threads(options.threads as i32);
+    let side = 64;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let count = options.batch_size;
+    let pixels = (0..count * side * side).map(|_| rng.random::<u8>()).collect();
+    let labels = (0..count as u32).map(|i| i % 6).collect();
+    let data = TrainData {
+        cache: Arc::new(ImageCache::from_pixels(side, pixels, labels)),
+        train: (0..count).collect(),
+        valid: Vec::new(),
+        classes: (0..6).map(|c| format!("class{c}")).collect(),
+        split_fingerprint: String::new(),
+    };
+    let batch = Prefetcher::new(data.cache.clone(), BatchPlan::evaluation(&data.train, count), 1, 1)
+        .next()
+        .expect("one batch");
+    let run_dir = std::env::temp_dir().join("mednist-bench-train");
+    let device = DeviceChoice::Cpu.resolve().expect("the CPU");
+    let mut learner = Learner::new(options.arch, &data, device, run_dir, LearnerSettings::default());
+    learner.set_learning_rate(1e-3);
+
+    let first = Instant::now();
+    learner.train_batch(&batch);
+    let first_step = first.elapsed().as_secs_f64();
+    for _ in 1..options.warmup {
+        learner.train_batch(&batch);
+    }
+    let mut rates: Vec<f64> = (0..options.repeats)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..options.steps {
+                learner.train_batch(&batch);
+            }
+            (options.batch_size * options.steps) as f64 / started.elapsed().as_secs_f64()
+        })
+        .collect();
+    println!(
+        "[mednist train] arch={} bs={} threads={} first-step={first_step:.2}s img/s per repeat ({} steps each): {}",
+        options.arch,
+        options.batch_size,
+        tch::get_num_threads(),
+        options.steps,
+        rates.iter().map(|r| format!("{r:.1}")).collect::<Vec<_>>().join(", ")
+    );
+    let ours = median(&mut rates);
+    println!("[mednist train] MEDIAN={ours:.1} img/s");
+
+    if options.reference {
+        let reference = run_reference(&options);
+        println!("[reference] MEDIAN={reference:.1} img/s");
+        println!("ratio ours/PyTorch = {:.2}", ours / reference);
+    }
+}
+
+/// Runs the PyTorch reference script and returns its median training img/s.
+fn run_reference(options: &Options) -> f64 {
+    let python = std::env::var("MEDNIST_BENCH_PYTHON").unwrap_or_else(|_| {
+        let venv = std::env::var("MEDNIST_TORCH_VENV").unwrap_or_else(|_| {
+            format!("{}/.cache/mednist/torch-venv", std::env::var("HOME").expect("HOME is set"))
+        });
+        format!("{venv}/bin/python")
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/bench/torch_reference.py");
+    let output = Command::new(&python)
+        .args([script, "--synthetic", "--arch", options.arch.name(), "--head", "fastai"])
+        .args(["--bs", &options.batch_size.to_string(), "--threads", &options.threads.to_string()])
+        .args(["--steps", &options.steps.to_string(), "--repeats", &options.repeats.to_string()])
+        .args(["--warmup", &options.warmup.to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e} (run scripts/setup-bench.sh)"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    if !output.status.success() {
+        panic!("the reference failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let train_line = stdout.lines().find(|l| l.starts_with("[synthetic train] img/s")).expect("a train line");
+    train_line.rsplit("MEDIAN=").next().and_then(|v| v.trim().parse().ok()).expect("a median figure")
+}

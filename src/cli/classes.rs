@@ -1,0 +1,142 @@
+//! `mednist classes`: what the dataset holds, class by class, and what was skipped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cli::progress::StderrProgress;
+use crate::cli::table::Table;
+use crate::data::scan::{self, ClassSummary, DatasetScan, EmptyClass, UnreadableFile};
+use crate::job::CancelToken;
+use crate::workspace::Workspace;
+
+/// How many unreadable files the table lists before summing up the rest.
+const UNREADABLE_SHOWN: usize = 20;
+/// How many sizes a class's cell lists before summing up the rest.
+const SIZES_SHOWN: usize = 3;
+
+#[derive(clap::Args, Debug)]
+pub struct ClassesArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArg,
+}
+
+/// `--data DIR`, shared by the commands that read a dataset.
+#[derive(clap::Args, Debug)]
+pub struct DatasetArg {
+    /// Dataset folder, one sub-folder of images per class [default: the workspace's dataset]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+impl DatasetArg {
+    /// Scans the chosen dataset, with a progress bar unless `json`.
+    pub fn scan(&self, workspace: &Workspace, json: bool) -> Result<DatasetScan> {
+        let root = match &self.data {
+            Some(dir) => dir.clone(),
+            None => workspace.require_dataset()?,
+        };
+        let progress = if json { StderrProgress::quiet() } else { StderrProgress::new() };
+        scan::scan(&root, &progress, &CancelToken::new())
+    }
+}
+
+/// The `--json` document.
+#[derive(Serialize)]
+struct Report<'a> {
+    data: &'a Path,
+    images: usize,
+    classes: &'a [ClassSummary],
+    unreadable: &'a [UnreadableFile],
+    empty_classes: &'a [EmptyClass],
+    root_files: &'a [String],
+}
+
+pub fn run(workspace: &Workspace, args: &ClassesArgs, json: bool) -> Result<()> {
+    let scan = args.dataset.scan(workspace, json)?;
+    if json {
+        return super::print_json(&Report {
+            data: &scan.root,
+            images: scan.items.len(),
+            classes: &scan.classes,
+            unreadable: &scan.unreadable,
+            empty_classes: &scan.empty_classes,
+            root_files: &scan.root_files,
+        });
+    }
+    print!("{}", render(&scan));
+    Ok(())
+}
+
+fn render(scan: &DatasetScan) -> String {
+    let mut table = Table::new(["class", "images", "formats", "sizes", "modes"]);
+    for class in &scan.classes {
+        table.row([
+            class.name.clone(),
+            class.images.to_string(),
+            tally(&class.formats, usize::MAX),
+            tally(&class.sizes, SIZES_SHOWN),
+            tally(&class.modes, usize::MAX),
+        ]);
+    }
+    table.row(["total".to_string(), scan.items.len().to_string()]);
+    let mut out = format!("{}: {} classes\n\n{}", scan.root.display(), scan.classes.len(), table.render());
+
+    if !scan.unreadable.is_empty() {
+        out.push_str(&format!("\n{} unreadable files (skipped):\n", scan.unreadable.len()));
+        let mut table = Table::new(["file", "reason"]);
+        for file in scan.unreadable.iter().take(UNREADABLE_SHOWN) {
+            table.row([&file.path, &file.reason]);
+        }
+        out.push_str(&table.render());
+        if scan.unreadable.len() > UNREADABLE_SHOWN {
+            let rest = scan.unreadable.len() - UNREADABLE_SHOWN;
+            out.push_str(&format!("... and {rest} more (--json lists them all)\n"));
+        }
+    }
+    if !scan.empty_classes.is_empty() {
+        let left_out: Vec<String> = scan
+            .empty_classes
+            .iter()
+            .map(|c| match c.files {
+                0 => format!("{} (empty)", c.name),
+                n => format!("{} ({n} unreadable files)", c.name),
+            })
+            .collect();
+        out.push_str(&format!("\nLeft out, no readable image: {}\n", left_out.join(", ")));
+    }
+    if !scan.root_files.is_empty() {
+        out.push_str(&format!("\nIgnored, not in a class folder: {}\n", scan.root_files.join(", ")));
+    }
+    out
+}
+
+/// `jpeg` when there is one key; else the most common first, `64x64 (8), 32x32 (2), +3 more`.
+fn tally(counts: &BTreeMap<String, usize>, shown: usize) -> String {
+    if let (Some(only), 1) = (counts.keys().next(), counts.len()) {
+        return only.clone();
+    }
+    let mut by_count: Vec<(&String, &usize)> = counts.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let mut parts: Vec<String> = by_count.iter().take(shown).map(|(key, n)| format!("{key} ({n})")).collect();
+    if by_count.len() > shown {
+        parts.push(format!("+{} more", by_count.len() - shown));
+    }
+    parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_names_a_single_value_and_ranks_several() {
+        let counts = |pairs: &[(&str, usize)]| pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        assert_eq!(tally(&counts(&[("64x64", 9)]), 3), "64x64");
+        let sizes = counts(&[("10x10", 1), ("64x64", 9), ("32x32", 4), ("8x8", 1)]);
+        assert_eq!(tally(&sizes, 2), "64x64 (9), 32x32 (4), +2 more");
+        assert_eq!(tally(&sizes, usize::MAX), "64x64 (9), 32x32 (4), 10x10 (1), 8x8 (1)");
+    }
+}

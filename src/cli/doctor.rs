@@ -1,0 +1,47 @@
+//! `mednist doctor`: what this machine can do, and whether LibTorch works.
+
+use anyhow::bail;
+
+use crate::system::SystemReport;
+use crate::workspace::Workspace;
+
+pub fn run(workspace: &Workspace, json: bool) -> anyhow::Result<()> {
+    let report = SystemReport::probe(workspace.root());
+    if json {
+        crate::cli::print_json(&report)?;
+    } else {
+        print!("{}", render(&report));
+    }
+    if let Some(error) = &report.libtorch.error {
+        bail!("LibTorch cannot be used: {error}. Reinstall it with scripts/setup-libtorch.sh and rebuild (see README.md)");
+    }
+    Ok(())
+}
+
+fn render(report: &SystemReport) -> String {
+    let unknown = || "unknown".to_string();
+    let mut lines = vec![
+        ("mednist", report.mednist_version.to_string()),
+        ("burn", report.burn_version.to_string()),
+        ("LibTorch", report.libtorch.version.clone().unwrap_or_else(unknown)),
+        ("LibTorch path", report.libtorch.lib_dir.as_ref().map_or_else(unknown, |p| p.display().to_string())),
+    ];
+    let cuda = &report.cuda;
+    lines.push(("CUDA", match (cuda.available, cuda.devices.len()) {
+        (false, _) => "not available (training runs on the CPU)".to_string(),
+        (true, n) => format!("available, {n} device(s), cuDNN {}", if cuda.cudnn { "yes" } else { "no" }),
+    }));
+    for gpu in &cuda.devices {
+        let memory = gpu.memory_bytes.map_or_else(String::new, |b| format!(", {:.1} GiB", b as f64 / (1u64 << 30) as f64));
+        lines.push(("GPU", format!("cuda:{} {}{memory}", gpu.index, gpu.name)));
+    }
+    if let Some(note) = &cuda.note {
+        lines.push(("note", note.clone()));
+    }
+    lines.push(("CPU threads", match report.cpu_threads {
+        Some(threads) => format!("{threads} (of {} logical CPUs)", report.logical_cpus),
+        None => format!("{} logical CPUs", report.logical_cpus),
+    }));
+    lines.push(("workspace", report.workspace.display().to_string()));
+    lines.iter().map(|(key, value)| format!("{key:<14}{value}\n")).collect()
+}

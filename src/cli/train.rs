@@ -1,0 +1,229 @@
+//! `mednist train`: the lesson's `fit_one_cycle` cell, headless. Prints the table row by row,
+//! a batch progress line on stderr when it is a terminal, or JSON lines with `--json`.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use anyhow::{Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::progress::StderrProgress;
+use crate::event::{Emit, EpochRow, Event};
+use crate::job::CancelToken;
+use crate::learn::checkpoint;
+use crate::learn::data::TrainData;
+use crate::learn::device::DeviceChoice;
+use crate::learn::learner::{FitOutcome, Learner, LearnerSettings};
+use crate::learn::schedule::MaxLr;
+use crate::model::Arch;
+use crate::workspace::Workspace;
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Model architecture for a new learner [default: resnet34]
+    #[arg(long)]
+    pub arch: Option<Arch>,
+    /// Epochs in this one-cycle fit
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Peak learning rate: one for all layer groups, or LO..HI (fastai's slice) spread from body to head
+    #[arg(long, default_value = "1e-3", allow_hyphen_values = true)]
+    pub max_lr: MaxLr,
+    /// Batch size
+    #[arg(long, default_value_t = 64)]
+    pub bs: usize,
+    /// Where to train: auto (CUDA when available), cpu, cuda, cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Image side in pixels (images of other sizes are resized)
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Seed for weights, shuffling and augmentation
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Start a new learner instead of continuing the last one
+    #[arg(long)]
+    pub fresh: bool,
+    /// Continue from the checkpoint saved under NAME (the lesson's learn.load)
+    #[arg(long, value_name = "NAME", conflicts_with = "fresh")]
+    pub load: Option<String>,
+    /// After training, keep the checkpoint under NAME (the lesson's learn.save)
+    #[arg(long, value_name = "NAME")]
+    pub save: Option<String>,
+}
+
+pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
+    let cancel = CancelToken::new();
+    install_interrupt(&cancel);
+    let render = TrainRender::new(json);
+    let run_dir = workspace.current_run_dir();
+    if let Some(name) = &args.load {
+        checkpoint::copy(&workspace.saved_model_dir(name)?, &run_dir)?;
+        render.info(format!("loaded the checkpoint saved as {name}"));
+    }
+    let settings = LearnerSettings { batch_size: args.bs, seed: args.seed, ..LearnerSettings::default() };
+    let device = args.device.resolve()?;
+    let previous = if args.fresh { None } else { Learner::resume(run_dir.clone(), device.clone(), settings.clone())? };
+    if let (Some(learner), Some(arch)) = (&previous, args.arch)
+        && learner.arch != arch
+    {
+        bail!("the learner in {} is a {}, not a {arch}: pass --fresh to start a new {arch}", run_dir.display(), learner.arch);
+    }
+    let size = previous.as_ref().map_or(args.size, |learner| learner.image_size);
+    let data = TrainData::load(workspace, size, &render, &cancel)?;
+    let mut learner = match previous {
+        Some(learner) => {
+            render.info(format!("continuing the {} trained for {} epoch(s) (--fresh starts over)", learner.arch, learner.epochs_done()));
+            learner
+        }
+        None => Learner::new(args.arch.unwrap_or_default(), &data, device, run_dir, settings),
+    };
+    let outcome = learner.fit_one_cycle(&data, args.epochs, args.max_lr, &render, &cancel)?;
+    render.finish();
+    if let Some(name) = &args.save {
+        checkpoint::copy(learner.run_dir(), &workspace.saved_model_dir(name)?)?;
+        render.info(format!("saved the checkpoint as {name}"));
+    }
+    match outcome {
+        FitOutcome::Finished => Ok(()),
+        FitOutcome::Cancelled => bail!(
+            "training interrupted; the checkpoint after epoch {} stands and `mednist train` resumes it",
+            learner.epochs_done()
+        ),
+    }
+}
+
+/// The first Ctrl-C stops training after the current batch (keeping the checkpoint); a second one quits at once.
+fn install_interrupt(cancel: &CancelToken) {
+    let cancel = cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if cancel.is_cancelled() {
+            std::process::exit(130);
+        }
+        cancel.cancel();
+        eprintln!("\nstopping after this batch (Ctrl-C again to quit now)");
+    });
+}
+
+/// Renders training events: rows on stdout, a batch bar on stderr, other events via [`StderrProgress`].
+struct TrainRender {
+    json: bool,
+    bar: Mutex<Option<ProgressBar>>,
+    other: StderrProgress,
+}
+
+impl TrainRender {
+    fn new(json: bool) -> Self {
+        Self { json, bar: Mutex::new(None), other: if json { StderrProgress::quiet() } else { StderrProgress::new() } }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.bar.lock().expect("bar lock").take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn print_stdout(&self, line: &str) {
+        let print = || {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        };
+        match self.bar.lock().expect("bar lock").as_ref() {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+}
+
+impl Emit for TrainRender {
+    fn emit(&self, event: Event) {
+        if self.json {
+            self.print_stdout(&serde_json::to_string(&event).expect("events serialise"));
+            if let Event::Log { .. } = event {
+                self.other.emit(event);
+            }
+            return;
+        }
+        match event {
+            Event::TrainStarted(start) => {
+                eprintln!(
+                    "training {} on {}: {} train / {} valid images, {} batches per epoch, max_lr {}",
+                    start.arch,
+                    start.device,
+                    start.train_images,
+                    start.valid_images,
+                    start.batches_per_epoch,
+                    start.max_lrs.iter().map(|lr| format!("{lr:.0e}")).collect::<Vec<_>>().join(" / ")
+                );
+                self.print_stdout(&header());
+                let bar = ProgressBar::with_draw_target(Some(start.batches_per_epoch as u64), ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                        .expect("static template")
+                        .progress_chars("=> "),
+                );
+                *self.bar.lock().expect("bar lock") = Some(bar);
+            }
+            Event::Batch(batch) => {
+                if let Some(bar) = self.bar.lock().expect("bar lock").as_ref() {
+                    if batch.batch == 1 {
+                        bar.reset();
+                        bar.set_prefix(batch.epoch.to_string());
+                    }
+                    bar.set_position(batch.batch as u64);
+                    bar.set_message(format!("loss {:.4}", batch.smooth_loss));
+                }
+            }
+            Event::Epoch(row) => self.print_stdout(&format_row(&row)),
+            Event::CheckpointSaved { .. } | Event::TrainFinished { .. } | Event::TrainCancelled { .. } => {}
+            other => match self.bar.lock().expect("bar lock").as_ref() {
+                Some(bar) => bar.suspend(|| self.other.emit(other)),
+                None => self.other.emit(other),
+            },
+        }
+    }
+}
+
+/// The lesson's table header, aligned with [`format_row`].
+pub fn header() -> String {
+    format!("{:>5}  {:>10}  {:>10}  {:>10}  {:>5}", "epoch", "train_loss", "valid_loss", "error_rate", "time")
+}
+
+pub fn format_row(row: &EpochRow) -> String {
+    format!(
+        "{:>5}  {:>10.6}  {:>10.6}  {:>10.6}  {:>5}",
+        row.epoch,
+        row.train_loss,
+        row.valid_loss,
+        row.error_rate,
+        format_duration(row.seconds)
+    )
+}
+
+/// fastai's `mm:ss`.
+pub fn format_duration(seconds: f64) -> String {
+    let whole = seconds.round() as u64;
+    format!("{:02}:{:02}", whole / 60, whole % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_line_up_under_the_header() {
+        let row = EpochRow {
+            epoch: 2,
+            train_loss: 0.123456789,
+            valid_loss: 0.05,
+            error_rate: 0.008333,
+            accuracy: 0.991667,
+            seconds: 61.4,
+            train_images_per_second: 30.0,
+        };
+        let line = format_row(&row);
+        assert_eq!(line, "    2    0.123457    0.050000    0.008333  01:01");
+        assert_eq!(line.len(), header().len());
+    }
+}

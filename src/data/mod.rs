@@ -1,0 +1,11 @@
+//! The lesson's data steps: fetch, list classes, split. No terminal code here.
+
+pub mod archive;
+pub mod augment;
+pub mod batches;
+pub mod cache;
+pub mod download;
+pub mod embedded;
+pub mod fetch;
+pub mod scan;
+pub mod split;

@@ -1,0 +1,123 @@
+//! The one event type every step emits. Front ends (headless output, TUI) only render these.
+
+use serde::Serialize;
+
+/// What a long-running step is doing right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Download,
+    Verify,
+    Extract,
+    Scan,
+    Decode,
+    Validate,
+}
+
+impl Stage {
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Download => "downloading",
+            Stage::Verify => "verifying",
+            Stage::Extract => "extracting",
+            Stage::Scan => "scanning",
+            Stage::Decode => "decoding",
+            Stage::Validate => "validating",
+        }
+    }
+
+    /// Whether `done`/`total` count bytes (else items).
+    pub fn counts_bytes(self) -> bool {
+        matches!(self, Stage::Download | Stage::Verify | Stage::Extract)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Info,
+    Warn,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A stage started; `total` is known for downloads with a Content-Length, files, etc.
+    StageStarted { stage: Stage, total: Option<u64> },
+    /// Progress within the current stage: `done` units of `total`.
+    Progress { stage: Stage, done: u64, total: Option<u64> },
+    StageFinished { stage: Stage },
+    Log { level: Level, message: String },
+    /// A `fit_one_cycle` began (or resumed).
+    TrainStarted(TrainStart),
+    /// One training batch done.
+    Batch(BatchEnd),
+    /// One epoch done: a row of the lesson's table.
+    Epoch(EpochRow),
+    /// The checkpoint after an epoch was written.
+    CheckpointSaved { epoch: usize, path: std::path::PathBuf },
+    /// Training stopped early on request; the last completed epoch's checkpoint stands.
+    TrainCancelled { completed_epochs: usize },
+    TrainFinished { epochs: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainStart {
+    pub arch: String,
+    pub device: String,
+    pub classes: Vec<String>,
+    /// Epoch number (0-based, counted over the learner's life) this fit starts at.
+    pub first_epoch: usize,
+    /// Epochs in this one-cycle schedule, and how many of them are already done (resume).
+    pub cycle_epochs: usize,
+    pub cycle_epochs_done: usize,
+    pub batches_per_epoch: usize,
+    pub train_images: usize,
+    pub valid_images: usize,
+    pub max_lrs: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchEnd {
+    pub epoch: usize,
+    /// 1-based within the epoch.
+    pub batch: usize,
+    pub batches: usize,
+    pub loss: f64,
+    pub smooth_loss: f64,
+    /// Learning rate of the head (the last layer group).
+    pub lr: f64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct EpochRow {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub valid_loss: f64,
+    pub error_rate: f64,
+    pub accuracy: f64,
+    pub seconds: f64,
+    /// Training images per second over this epoch's batches.
+    pub train_images_per_second: f64,
+}
+
+/// Where a step sends its events. Any `Fn(Event) + Sync` will do; `&|_| {}` ignores them.
+/// Steps take `&dyn Emit`.
+pub trait Emit: Sync {
+    fn emit(&self, event: Event);
+
+    fn info(&self, message: String) {
+        self.emit(Event::Log { level: Level::Info, message });
+    }
+
+    fn warn(&self, message: String) {
+        self.emit(Event::Log { level: Level::Warn, message });
+    }
+}
+
+impl<F: Fn(Event) + Sync> Emit for F {
+    fn emit(&self, event: Event) {
+        self(event)
+    }
+}

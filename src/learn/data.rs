@@ -1,0 +1,71 @@
+//! The images a learner trains on: the recorded split, decoded once into memory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::data::cache::ImageCache;
+use crate::data::scan;
+use crate::data::split::{self, Split, SplitOptions};
+use crate::event::Emit;
+use crate::job::{CancelToken, Cancelled};
+use crate::workspace::{self, Workspace};
+
+/// Train and valid images as positions in one cache (train first).
+#[derive(Debug, Clone)]
+pub struct TrainData {
+    pub cache: Arc<ImageCache>,
+    pub train: Vec<usize>,
+    pub valid: Vec<usize>,
+    pub classes: Vec<String>,
+    pub split_fingerprint: String,
+}
+
+impl TrainData {
+    /// Uses the split recorded in the workspace, or makes and records the default one
+    /// (valid 0.2, seed 42) as `mednist split` would.
+    pub fn load(workspace: &Workspace, image_size: usize, emit: &dyn Emit, cancel: &CancelToken) -> Result<Self> {
+        let dataset = workspace.require_dataset()?;
+        let split = if workspace.split_file().exists() {
+            workspace::read_json::<Split>(&workspace.split_file())?
+        } else {
+            let scanned = scan::scan(&dataset, emit, cancel)?;
+            let split = split::split(&scanned, &SplitOptions::default())?;
+            split.save(workspace)?;
+            emit.info(format!(
+                "no split recorded: made the default one (valid 0.2, seed 42): {} train, {} valid",
+                split.train.len(),
+                split.valid.len()
+            ));
+            split
+        };
+        Self::from_split(&split, dataset, image_size, emit, cancel)
+    }
+
+    pub fn from_split(
+        split: &Split,
+        dataset: PathBuf,
+        image_size: usize,
+        emit: &dyn Emit,
+        cancel: &CancelToken,
+    ) -> Result<Self> {
+        let items: Vec<(PathBuf, usize)> =
+            split.train.iter().chain(&split.valid).map(|item| (PathBuf::from(&item.path), item.class)).collect();
+        let cache = ImageCache::decode(&dataset, &items, image_size, emit, cancel).map_err(|error| {
+            if error.is::<Cancelled>() {
+                error
+            } else {
+                error.context("the recorded split names an image that cannot be used: run `mednist split` again")
+            }
+        })?;
+        let train_count = split.train.len();
+        Ok(Self {
+            cache: Arc::new(cache),
+            train: (0..train_count).collect(),
+            valid: (train_count..items.len()).collect(),
+            classes: split.classes.clone(),
+            split_fingerprint: split.dataset_fingerprint.clone(),
+        })
+    }
+}

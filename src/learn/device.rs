@@ -1,0 +1,86 @@
+//! `--device auto|cpu|cuda[:N]`: where LibTorch runs the model.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{Result, bail};
+use burn::tensor::Device;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// CUDA when LibTorch sees a GPU, else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl DeviceChoice {
+    /// The burn device and a label saying which it is (for the user).
+    // burn 0.22 deprecates its LibTorch backend in favour of CubeCL ones; this crate links
+    // LibTorch on purpose.
+    #[allow(deprecated)]
+    pub fn resolve(self) -> Result<(Device, String)> {
+        let gpus = tch::Cuda::device_count().max(0) as usize;
+        match self {
+            DeviceChoice::Auto if gpus > 0 => DeviceChoice::Cuda(0).resolve(),
+            DeviceChoice::Auto | DeviceChoice::Cpu => {
+                Ok((Device::libtorch(), format!("cpu ({} threads)", tch::get_num_threads())))
+            }
+            DeviceChoice::Cuda(index) if index < gpus => Ok((Device::libtorch_cuda(index), format!("cuda:{index}"))),
+            DeviceChoice::Cuda(index) => bail!(
+                "--device cuda:{index} asked for, but LibTorch sees {gpus} CUDA device(s): check `mednist doctor`, or use --device cpu"
+            ),
+        }
+    }
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda(0)),
+            _ => text
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceChoice::Cuda)
+                .ok_or_else(|| format!("unknown device '{text}': use auto, cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceChoice::Auto => write!(f, "auto"),
+            DeviceChoice::Cpu => write!(f, "cpu"),
+            DeviceChoice::Cuda(index) => write!(f, "cuda:{index}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_device_names() {
+        assert_eq!("auto".parse(), Ok(DeviceChoice::Auto));
+        assert_eq!("cpu".parse(), Ok(DeviceChoice::Cpu));
+        assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda(0)));
+        assert_eq!("cuda:1".parse(), Ok(DeviceChoice::Cuda(1)));
+        assert!("gpu".parse::<DeviceChoice>().unwrap_err().contains("gpu"));
+    }
+
+    #[test]
+    fn a_missing_gpu_is_a_clear_error() {
+        if tch::Cuda::device_count() == 0 {
+            let error = DeviceChoice::Cuda(0).resolve().unwrap_err().to_string();
+            assert!(error.contains("cuda:0") && error.contains("--device cpu"), "{error}");
+            assert!(DeviceChoice::Auto.resolve().unwrap().1.starts_with("cpu"));
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! The learner: a classifier, its optimizer and where it stands, trained with
+//! `fit_one_cycle` as fastai's `Learner` does. It reports through events and knows
+//! nothing of terminals.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::{Module, ParamGroup};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
+
+use super::checkpoint::{self, CheckpointState, CyclePosition};
+use super::data::TrainData;
+use super::metrics::{SmoothedLoss, Tally};
+use super::optimizer::{CycledAdamW, Hypers};
+use super::schedule::{MaxLr, OneCycle};
+use crate::data::augment::Augment;
+use crate::data::batches::{Batch, BatchPlan, Prefetcher};
+use crate::event::{BatchEnd, Emit, EpochRow, Event, Stage, TrainStart};
+use crate::job::CancelToken;
+use crate::model::{Arch, Classifier, LayerGroup};
+
+/// Layer groups in the order learning-rate slices address them.
+const GROUPS: [LayerGroup; 2] = [LayerGroup::Body, LayerGroup::Head];
+
+/// Settings that stay with a learner for its life.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnerSettings {
+    pub batch_size: usize,
+    pub weight_decay: f64,
+    pub seed: u64,
+    /// Threads preparing batches ahead of the model.
+    pub workers: usize,
+}
+
+impl Default for LearnerSettings {
+    fn default() -> Self {
+        Self { batch_size: 64, weight_decay: 0.01, seed: 42, workers: 1 }
+    }
+}
+
+/// How a `fit_one_cycle` call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FitOutcome {
+    Finished,
+    /// Stopped on request; the last completed epoch's checkpoint stands.
+    Cancelled,
+}
+
+pub struct Learner {
+    pub arch: Arch,
+    pub classes: Vec<String>,
+    pub image_size: usize,
+    model: Classifier,
+    optimizer: ModuleOptimizer,
+    hypers: Arc<Hypers>,
+    device: Device,
+    device_label: String,
+    split_fingerprint: String,
+    frozen: bool,
+    epochs_done: usize,
+    cycle: Option<CyclePosition>,
+    history: Vec<EpochRow>,
+    run_dir: PathBuf,
+    settings: LearnerSettings,
+}
+
+impl Learner {
+    /// A new learner for `data`, with freshly initialised weights, checkpointing into `run_dir`.
+    pub fn new(arch: Arch, data: &TrainData, device: (Device, String), run_dir: PathBuf, settings: LearnerSettings) -> Self {
+        // Weight init and dropout draw from LibTorch's generator: seed it for reproducible runs.
+        device.0.seed(settings.seed);
+        let autodiff = device.0.clone().autodiff();
+        let hypers = Hypers::new(GROUPS.len());
+        Self {
+            arch,
+            classes: data.classes.clone(),
+            image_size: data.cache.side(),
+            model: Classifier::new(arch, data.classes.len(), &autodiff),
+            optimizer: build_optimizer(&hypers, settings.weight_decay),
+            hypers,
+            device: autodiff,
+            device_label: device.1,
+            split_fingerprint: data.split_fingerprint.clone(),
+            frozen: false,
+            epochs_done: 0,
+            cycle: None,
+            history: Vec::new(),
+            run_dir,
+            settings,
+        }
+    }
+
+    /// The learner saved in `run_dir`, or `None` when nothing was saved there yet.
+    pub fn resume(run_dir: PathBuf, device: (Device, String), settings: LearnerSettings) -> Result<Option<Self>> {
+        let Some((state, model_bytes, optimizer_bytes)) = checkpoint::load(&run_dir)? else {
+            return Ok(None);
+        };
+        let autodiff = device.0.clone().autodiff();
+        let hypers = Hypers::new(GROUPS.len());
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model_bytes))
+            .with_context(|| format!("the weights in {} cannot be read", run_dir.display()))?;
+        let model = Classifier::new(state.arch, state.classes.len(), &autodiff)
+            .try_load_record(record)
+            .with_context(|| format!("the weights in {} do not fit a {}", run_dir.display(), state.arch.name()))?;
+        let optimizer = build_optimizer(&hypers, settings.weight_decay)
+            .from_bytes(Bytes::from_bytes_vec(optimizer_bytes))
+            .with_context(|| format!("the optimizer state in {} cannot be read", run_dir.display()))?;
+        let model = if state.frozen { model.freeze_body() } else { model };
+        Ok(Some(Self {
+            arch: state.arch,
+            classes: state.classes,
+            image_size: state.image_size,
+            model,
+            optimizer,
+            hypers,
+            device: autodiff,
+            device_label: device.1,
+            split_fingerprint: state.split_fingerprint,
+            frozen: state.frozen,
+            epochs_done: state.epochs_done,
+            cycle: Some(state.cycle),
+            history: state.history,
+            run_dir,
+            settings,
+        }))
+    }
+
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    pub fn history(&self) -> &[EpochRow] {
+        &self.history
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.model.parameter_count()
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// Whether this learner was trained on the split that `data` holds.
+    pub fn check_data(&self, data: &TrainData) -> Result<()> {
+        if data.classes != self.classes {
+            bail!(
+                "the checkpoint in {} was trained on classes {:?}, the dataset now has {:?}: train with --fresh",
+                self.run_dir.display(),
+                self.classes,
+                data.classes
+            );
+        }
+        if data.cache.side() != self.image_size {
+            bail!(
+                "the checkpoint in {} was trained on {}px images, not {}px: use --size {} or --fresh",
+                self.run_dir.display(),
+                self.image_size,
+                data.cache.side(),
+                self.image_size
+            );
+        }
+        Ok(())
+    }
+
+    /// fastai's `fit_one_cycle(epochs, max_lr)`. An interrupted cycle is resumed where it
+    /// stopped (its schedule kept); otherwise a new cycle starts, continuing the weights,
+    /// the optimizer state and the epoch numbers.
+    pub fn fit_one_cycle(
+        &mut self,
+        data: &TrainData,
+        epochs: usize,
+        max_lr: MaxLr,
+        emit: &dyn Emit,
+        cancel: &CancelToken,
+    ) -> Result<FitOutcome> {
+        self.check_data(data)?;
+        let steps_per_epoch = data.train.len() / self.settings.batch_size.max(1);
+        if steps_per_epoch == 0 {
+            bail!(
+                "{} training images make no full batch of {}: use a smaller --bs or more images",
+                data.train.len(),
+                self.settings.batch_size
+            );
+        }
+        let cycle = match self.cycle.take() {
+            Some(cycle) if !cycle.is_complete() && cycle.steps_per_epoch == steps_per_epoch => {
+                emit.info(format!(
+                    "resuming the interrupted {}-epoch cycle at its epoch {} (pass --fresh to start over)",
+                    cycle.epochs,
+                    cycle.epochs_done + 1
+                ));
+                cycle
+            }
+            _ => CyclePosition {
+                schedule: OneCycle::new(epochs * steps_per_epoch, max_lr.per_group(GROUPS.len())),
+                epochs,
+                epochs_done: 0,
+                steps_per_epoch,
+            },
+        };
+        emit.emit(Event::TrainStarted(TrainStart {
+            arch: self.arch.name().into(),
+            device: self.device_label.clone(),
+            classes: self.classes.clone(),
+            first_epoch: self.epochs_done,
+            cycle_epochs: cycle.epochs,
+            cycle_epochs_done: cycle.epochs_done,
+            batches_per_epoch: steps_per_epoch,
+            train_images: data.train.len(),
+            valid_images: data.valid.len(),
+            max_lrs: cycle.schedule.max_lrs.clone(),
+        }));
+        let mut cycle = cycle;
+        let mut smooth = SmoothedLoss::new();
+        while !cycle.is_complete() {
+            let started = Instant::now();
+            let epoch = self.epochs_done;
+            let plan =
+                BatchPlan::training(&data.train, self.settings.batch_size, Augment::default(), self.settings.seed, epoch);
+            let batches = Prefetcher::new(data.cache.clone(), plan, self.settings.workers, 2);
+            let mut trained_images = 0usize;
+            let mut train_seconds = 0.0;
+            for (index, batch) in batches.enumerate() {
+                if cancel.is_cancelled() {
+                    self.cycle = Some(cycle);
+                    emit.emit(Event::TrainCancelled { completed_epochs: self.epochs_done });
+                    return Ok(FitOutcome::Cancelled);
+                }
+                let step_started = Instant::now();
+                let hyper = cycle.schedule.at(cycle.epochs_done * steps_per_epoch + index);
+                self.hypers.set(&hyper.lrs, hyper.beta1);
+                let loss = self.train_batch(&batch);
+                if !loss.is_finite() {
+                    self.cycle = Some(cycle);
+                    bail!("the training loss became {loss} at epoch {epoch}, batch {}: try a smaller --max-lr", index + 1);
+                }
+                train_seconds += step_started.elapsed().as_secs_f64();
+                trained_images += batch.len();
+                emit.emit(Event::Batch(BatchEnd {
+                    epoch,
+                    batch: index + 1,
+                    batches: steps_per_epoch,
+                    loss,
+                    smooth_loss: smooth.push(loss),
+                    lr: *hyper.lrs.last().expect("at least one group"),
+                    seconds: started.elapsed().as_secs_f64(),
+                }));
+            }
+            let tally = self.validate(data, emit, cancel)?;
+            let Some(tally) = tally else {
+                self.cycle = Some(cycle);
+                emit.emit(Event::TrainCancelled { completed_epochs: self.epochs_done });
+                return Ok(FitOutcome::Cancelled);
+            };
+            let row = EpochRow {
+                epoch,
+                train_loss: smooth.value(),
+                valid_loss: tally.mean_loss(),
+                error_rate: tally.error_rate(),
+                accuracy: tally.accuracy(),
+                seconds: started.elapsed().as_secs_f64(),
+                train_images_per_second: trained_images as f64 / train_seconds.max(1e-9),
+            };
+            cycle.epochs_done += 1;
+            self.epochs_done += 1;
+            self.history.push(row.clone());
+            self.cycle = Some(cycle.clone());
+            emit.emit(Event::Epoch(row));
+            let path = self.save_checkpoint()?;
+            emit.emit(Event::CheckpointSaved { epoch, path });
+        }
+        emit.emit(Event::TrainFinished { epochs: cycle.epochs });
+        Ok(FitOutcome::Finished)
+    }
+
+    /// Sets every layer group's learning rate (and beta1 0.9) for steps outside a one-cycle
+    /// fit: benchmarks and the learning-rate finder.
+    pub fn set_learning_rate(&self, lr: f64) {
+        self.hypers.set(&vec![lr; GROUPS.len()], 0.9);
+    }
+
+    /// One optimizer step on `batch` at the current hyper-parameters; returns its mean loss.
+    pub fn train_batch(&mut self, batch: &Batch) -> f64 {
+        let (images, targets) = batch_tensors(batch, &self.device);
+        let logits = self.model.forward(images);
+        let loss = CrossEntropyLossConfig::new().init(&self.device).forward(logits, targets);
+        let loss_value = loss.clone().into_scalar::<f32>() as f64;
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        // burn's own learning rate is unused: CycledAdamW reads the group rates from `hypers`.
+        self.model = self.optimizer.step(1.0, self.model.clone(), grads);
+        loss_value
+    }
+
+    /// Loss, error rate and accuracy on the validation images, or `None` if cancelled.
+    pub fn validate(&self, data: &TrainData, emit: &dyn Emit, cancel: &CancelToken) -> Result<Option<Tally>> {
+        let mut tally = Tally::default();
+        let total = data.valid.len() as u64;
+        emit.emit(Event::StageStarted { stage: Stage::Validate, total: Some(total) });
+        for (count, errors, loss_sum) in self.evaluate_batches(data, &data.valid) {
+            if cancel.is_cancelled() {
+                emit.emit(Event::StageFinished { stage: Stage::Validate });
+                return Ok(None);
+            }
+            tally.add(loss_sum, errors, count);
+            emit.emit(Event::Progress { stage: Stage::Validate, done: tally.count() as u64, total: Some(total) });
+        }
+        emit.emit(Event::StageFinished { stage: Stage::Validate });
+        Ok(Some(tally))
+    }
+
+    /// (images, errors, summed loss) of each evaluation batch of `items`.
+    fn evaluate_batches(&self, data: &TrainData, items: &[usize]) -> impl Iterator<Item = (usize, usize, f64)> {
+        let model = self.model.valid();
+        let device = self.device.clone().inner();
+        let plan = BatchPlan::evaluation(items, self.settings.batch_size);
+        Prefetcher::new(data.cache.clone(), plan, self.settings.workers, 2).map(move |batch| {
+            let (images, targets) = batch_tensors(&batch, &device);
+            let logits = model.forward(images);
+            let log_probs = burn::tensor::activation::log_softmax(logits, 1);
+            let picked = log_probs.clone().gather(1, targets.clone().unsqueeze_dim(1));
+            let loss_sum = -(picked.sum().into_scalar::<f32>() as f64);
+            let predicted = log_probs.argmax(1).squeeze_dim::<1>(1);
+            let errors = predicted.not_equal(targets).int().sum().into_scalar::<i64>() as usize;
+            (batch.len(), errors, loss_sum)
+        })
+    }
+
+    /// Writes the checkpoint for the epochs done so far into the run folder.
+    fn save_checkpoint(&self) -> Result<PathBuf> {
+        let model_bytes = self.model.clone().into_record().into_bytes().context("cannot serialise the weights")?;
+        let optimizer_bytes = self.optimizer.into_bytes().context("cannot serialise the optimizer state")?;
+        let state = CheckpointState {
+            format: 0,
+            arch: self.arch,
+            classes: self.classes.clone(),
+            image_size: self.image_size,
+            split_fingerprint: self.split_fingerprint.clone(),
+            frozen: self.frozen,
+            epochs_done: self.epochs_done,
+            cycle: self.cycle.clone().context("a checkpoint is written during a fit")?,
+            history: self.history.clone(),
+            model_file: String::new(),
+            optimizer_file: String::new(),
+        };
+        checkpoint::save(&self.run_dir, &state, &model_bytes, &optimizer_bytes)
+    }
+}
+
+/// One optimizer per (layer group, weight decay or not); the last matching group wins.
+fn build_optimizer(hypers: &Arc<Hypers>, weight_decay: f64) -> ModuleOptimizer {
+    let adam = |group: usize, weight_decay: f64| CycledAdamW { hypers: hypers.clone(), group, weight_decay, beta2: 0.99, eps: 1e-5 };
+    let head = GROUPS.iter().position(|g| *g == LayerGroup::Head).expect("a head group");
+    let mut optimizer = ModuleOptimizer::from(adam(head, weight_decay));
+    for (index, group) in GROUPS.iter().enumerate() {
+        if index != head {
+            optimizer = optimizer.with_group(Classifier::group(*group), adam(index, weight_decay), None);
+        }
+        optimizer = optimizer.with_group(no_decay_in(*group), adam(index, 0.0), None);
+    }
+    optimizer
+}
+
+fn no_decay_in(group: LayerGroup) -> ParamGroup {
+    ParamGroup::from_regex(format!(r"^{}\..*\.(gamma|beta|bias)$", group.field())).expect("a valid pattern")
+}
+
+fn batch_tensors(batch: &Batch, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let side = batch.side;
+    let images = Tensor::<4>::from_data(TensorData::new(batch.images.clone(), [batch.len(), 3, side, side]), device);
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(batch.labels.clone(), [batch.len()]), device);
+    (images, targets)
+}

@@ -1,0 +1,83 @@
+//! Opens the learner a training run continues: the one saved in the workspace's current run,
+//! or a new one, with the data it trains on. `mednist train` and the TUI's Learner and Train
+//! panes share this flow.
+
+use anyhow::{Result, bail};
+
+use super::data::TrainData;
+use super::device::DeviceChoice;
+use super::learner::{Learner, LearnerSettings};
+use crate::event::Emit;
+use crate::job::CancelToken;
+use crate::model::Arch;
+use crate::workspace::Workspace;
+
+/// What to open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenOptions {
+    /// Architecture of a new learner [default: resnet34]; when resuming, a saved learner of
+    /// another architecture is an error. `None` resumes whatever was saved.
+    pub arch: Option<Arch>,
+    /// Start a new learner even when one was saved.
+    pub fresh: bool,
+    /// Image side of a new learner (a resumed one keeps its own).
+    pub image_size: usize,
+    pub settings: LearnerSettings,
+    pub device: DeviceChoice,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            arch: None,
+            fresh: false,
+            image_size: 64,
+            settings: LearnerSettings::default(),
+            device: DeviceChoice::Auto,
+        }
+    }
+}
+
+/// A learner ready for `fit_one_cycle`, and its data.
+pub struct Opened {
+    pub learner: Learner,
+    pub data: TrainData,
+    /// Whether the learner continues a saved one.
+    pub resumed: bool,
+    /// Where it trains, for the user (`cpu (2 threads)`, `cuda:0`).
+    pub device: String,
+}
+
+/// Resumes the learner saved in `workspace.current_run_dir()` (unless `options.fresh`) or
+/// makes a new one, and loads the recorded split's images at the learner's size.
+pub fn open_learner(workspace: &Workspace, options: &OpenOptions, emit: &dyn Emit, cancel: &CancelToken) -> Result<Opened> {
+    let run_dir = workspace.current_run_dir();
+    let device = options.device.resolve()?;
+    let previous =
+        if options.fresh { None } else { Learner::resume(run_dir.clone(), device.clone(), options.settings.clone())? };
+    if let (Some(learner), Some(arch)) = (&previous, options.arch)
+        && learner.arch != arch
+    {
+        bail!(
+            "the learner saved in {} is a {}, not a {arch}: start a new {arch} (--fresh) or keep training the {}",
+            run_dir.display(),
+            learner.arch,
+            learner.arch
+        );
+    }
+    let size = previous.as_ref().map_or(options.image_size, |learner| learner.image_size);
+    let data = TrainData::load(workspace, size, emit, cancel)?;
+    let device_label = device.1.clone();
+    let (learner, resumed) = match previous {
+        Some(learner) => {
+            emit.info(format!(
+                "continuing the {} trained for {} epoch(s) (a fresh start makes a new one)",
+                learner.arch,
+                learner.epochs_done()
+            ));
+            (learner, true)
+        }
+        None => (Learner::new(options.arch.unwrap_or_default(), &data, device, run_dir, options.settings.clone()), false),
+    };
+    Ok(Opened { learner, data, resumed, device: device_label })
+}

@@ -1,0 +1,14 @@
+//! mednist: the MedNIST deep-learning lesson as library steps.
+//!
+//! The steps (`data`, and later `model`, `learn`) know nothing of a terminal: they
+//! report what they do as [`event::Event`]s, which the headless commands (`cli`)
+//! and the TUI render.
+
+pub mod cli;
+pub mod data;
+pub mod event;
+pub mod job;
+pub mod learn;
+pub mod model;
+pub mod system;
+pub mod workspace;

@@ -1,0 +1,71 @@
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mednist::cli;
+use mednist::workspace::Workspace;
+
+/// Learn and run deep learning on medical images: the MedNIST lesson in your terminal.
+///
+/// With no subcommand, opens the interactive app. The subcommands run the same steps
+/// headless, for scripts and servers without a terminal.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    /// Workspace folder for datasets, splits and runs [default: the user's data directory]
+    #[arg(long, global = true, env = mednist::workspace::HOME_ENV, value_name = "DIR")]
+    workdir: Option<PathBuf>,
+
+    /// Print one JSON document (or one JSON object per event) instead of tables
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Versions, LibTorch, CUDA devices and the workspace: what this machine can do
+    Doctor,
+    /// Get the images: the embedded lesson sample, the full MedNIST, or your own archive or folder
+    Fetch(cli::fetch::FetchArgs),
+    /// List the classes, their image counts, formats and sizes, and unreadable files
+    Classes(cli::classes::ClassesArgs),
+    /// Split the images into training and validation sets, reproducibly, and record the split
+    Split(cli::split::SplitArgs),
+    /// Train the classifier with fit_one_cycle; run again to continue where it left off
+    Train(cli::train::TrainArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Cli) -> anyhow::Result<()> {
+    let workspace = Workspace::locate(args.workdir)?;
+    match args.command {
+        Some(Command::Doctor) => cli::doctor::run(&workspace, args.json),
+        Some(Command::Fetch(fetch)) => cli::fetch::run(&workspace, &fetch, args.json),
+        Some(Command::Classes(classes)) => cli::classes::run(&workspace, &classes, args.json),
+        Some(Command::Split(split)) => cli::split::run(&workspace, &split, args.json),
+        Some(Command::Train(train)) => cli::train::run(&workspace, &train, args.json),
+        None if !std::io::stdout().is_terminal() => {
+            println!("mednist: stdout is not a terminal, so the interactive app is not started.");
+            println!("Run the lesson's steps headless instead: mednist fetch | classes | split (see mednist --help).");
+            Ok(())
+        }
+        None => {
+            println!("The interactive app is not built yet; use the subcommands (mednist --help).");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! Runs the library's steps for the app, one at a time, on a "kernel" thread that keeps what
+//! later steps reuse (the class scan, the open learner and its data), as a notebook's kernel
+//! keeps its variables. Progress comes back as [`JobMessage`]s tagged with the pane.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+
+use anyhow::{Context, Result};
+use image::GrayImage;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::log::LogFile;
+use super::panes::PaneId;
+use crate::data::augment::{self, Augment, Draw};
+use crate::data::cache::decode_gray;
+use crate::data::fetch::{self, DatasetInfo, FetchError, FetchRequest};
+use crate::data::scan::{self, ClassSummary, DatasetScan, EmptyClass};
+use crate::data::split::{self, ClassCounts, Split, SplitOptions};
+use crate::event::{Emit, EpochRow, Event, Level};
+use crate::job::{CancelToken, Cancelled};
+use crate::learn::data::TrainData;
+use crate::learn::learner::{FitOutcome, Learner};
+use crate::learn::open::{OpenOptions, open_learner};
+use crate::learn::schedule::MaxLr;
+use crate::model::Arch;
+use crate::system::SystemReport;
+use crate::workspace::{self, Workspace};
+
+/// Side of the images the Classes and Preview panes show: MedNIST's own size, and the
+/// learner's default.
+pub const IMAGE_SIDE: usize = 64;
+
+/// What a pane asks the kernel to run.
+#[derive(Debug, Clone)]
+pub enum JobRequest {
+    Setup,
+    Fetch(FetchRequest),
+    Classes,
+    Split(SplitOptions),
+    Preview { view: PreviewView, seed: u64 },
+    /// Open (resume or create) the learner and load its data.
+    Learner(OpenOptions),
+    /// Continue the open learner, or open one with these options first.
+    Train { open: OpenOptions, epochs: usize, max_lr: MaxLr },
+}
+
+impl JobRequest {
+    pub fn pane(&self) -> PaneId {
+        match self {
+            JobRequest::Setup => PaneId::Setup,
+            JobRequest::Fetch(_) => PaneId::Fetch,
+            JobRequest::Classes => PaneId::Classes,
+            JobRequest::Split(_) => PaneId::Split,
+            JobRequest::Preview { .. } => PaneId::Preview,
+            JobRequest::Learner(_) => PaneId::Learner,
+            JobRequest::Train { .. } => PaneId::Train,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreviewView {
+    /// The lesson's `show_batch`: nine augmented training images with their labels.
+    Batch,
+    /// One training image under several random augmentations.
+    Augmentations,
+}
+
+/// From the kernel to the app.
+#[derive(Debug)]
+pub enum JobMessage {
+    /// A library event of the job running for `pane`.
+    Event { pane: PaneId, event: Event },
+    /// A result for `pane` to show.
+    Output { pane: PaneId, output: Output },
+    /// The job ended.
+    Finished { pane: PaneId, outcome: Outcome },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done,
+    /// Stopped on request (Esc, or quitting).
+    Cancelled,
+    Failed(String),
+}
+
+#[derive(Debug)]
+pub enum Output {
+    Setup(Box<SetupInfo>),
+    Fetched(DatasetInfo),
+    Classes(ClassesInfo),
+    Split(SplitInfo),
+    Preview(PreviewInfo),
+    Learner(LearnerInfo),
+    /// The open learner's epochs so far, before a fit adds to them.
+    TrainHistory(Vec<EpochRow>),
+}
+
+#[derive(Debug, Clone)]
+pub struct SetupInfo {
+    pub system: SystemReport,
+    /// The dataset in the workspace, if one was fetched.
+    pub dataset: Option<DatasetInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClassesInfo {
+    pub classes: Vec<ClassSummary>,
+    /// One image per class (its first), `IMAGE_SIDE` square; `None` when it would not decode.
+    pub thumbnails: Vec<Option<GrayImage>>,
+    pub unreadable: usize,
+    pub empty_classes: Vec<EmptyClass>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitInfo {
+    pub options: SplitOptions,
+    pub classes: Vec<String>,
+    pub counts: Vec<ClassCounts>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PreviewInfo {
+    pub view: PreviewView,
+    pub seed: u64,
+    /// Images with their captions, in reading order.
+    pub tiles: Vec<(GrayImage, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnerInfo {
+    pub arch: Arch,
+    pub parameters: usize,
+    pub frozen: bool,
+    pub epochs_done: usize,
+    pub resumed: bool,
+    pub device: String,
+    pub image_size: usize,
+    pub batch_size: usize,
+    pub train_images: usize,
+    pub valid_images: usize,
+}
+
+/// The app's handle on the kernel thread.
+pub struct Jobs {
+    requests: mpsc::Sender<(JobRequest, CancelToken)>,
+    running: Option<CancelToken>,
+}
+
+impl Jobs {
+    /// Starts the kernel thread; its messages go to `messages`.
+    pub fn start(workspace: Workspace, messages: UnboundedSender<JobMessage>, log: Arc<LogFile>) -> Result<Self> {
+        let (requests, queue) = mpsc::channel();
+        let kernel = Kernel { workspace, messages, log, scan: None, trainer: None };
+        thread::Builder::new()
+            .name("mednist-kernel".into())
+            .spawn(move || kernel.serve(queue))
+            .context("cannot start the job thread")?;
+        Ok(Self { requests, running: None })
+    }
+
+    pub fn submit(&mut self, request: JobRequest) {
+        let cancel = CancelToken::new();
+        self.running = Some(cancel.clone());
+        // The kernel only stops when this handle is dropped, so the send cannot fail.
+        let _ = self.requests.send((request, cancel));
+    }
+
+    /// Asks the running job to stop (training stops after the current batch).
+    pub fn cancel(&self) {
+        if let Some(cancel) = &self.running {
+            cancel.cancel();
+        }
+    }
+}
+
+/// The learner the Train pane continues, and its data.
+struct Trainer {
+    learner: Learner,
+    data: TrainData,
+    device: String,
+    resumed: bool,
+    batch_size: usize,
+}
+
+struct Kernel {
+    workspace: Workspace,
+    messages: UnboundedSender<JobMessage>,
+    log: Arc<LogFile>,
+    /// The last class scan, reused by the split.
+    scan: Option<Arc<DatasetScan>>,
+    trainer: Option<Trainer>,
+}
+
+/// Forwards a job's events to the app (and its log lines to the log file).
+struct Forward<'a> {
+    pane: PaneId,
+    messages: &'a UnboundedSender<JobMessage>,
+    log: &'a LogFile,
+}
+
+impl Emit for Forward<'_> {
+    fn emit(&self, event: Event) {
+        match &event {
+            Event::Log { level: Level::Info, message } => self.log.line(format_args!("{}: {message}", self.pane.title())),
+            Event::Log { level: Level::Warn, message } => self.log.line(format_args!("{}: warning: {message}", self.pane.title())),
+            Event::TrainStarted(start) => self.log.line(format_args!("train: {start:?}")),
+            Event::Epoch(row) => self.log.line(format_args!("train: epoch row {}", serde_json::json!(row))),
+            Event::TrainCancelled { completed_epochs } => {
+                self.log.line(format_args!("train: stopped; {completed_epochs} epoch(s) done, the last checkpoint stands"))
+            }
+            _ => {}
+        }
+        let _ = self.messages.send(JobMessage::Event { pane: self.pane, event });
+    }
+}
+
+impl Kernel {
+    fn serve(mut self, queue: mpsc::Receiver<(JobRequest, CancelToken)>) {
+        for (request, cancel) in queue {
+            let pane = request.pane();
+            self.log.line(format_args!("{}: run {request:?}", pane.title()));
+            let outcome = match catch_unwind(AssertUnwindSafe(|| self.run(request, &cancel))) {
+                Ok(Ok(())) if cancel.is_cancelled() => Outcome::Cancelled,
+                Ok(Ok(())) => Outcome::Done,
+                Ok(Err(error)) if is_cancellation(&error) => Outcome::Cancelled,
+                Ok(Err(error)) => Outcome::Failed(format!("{error:#}")),
+                Err(panic) => {
+                    // A panic may leave the learner half-updated: drop it; the checkpoint stands.
+                    self.trainer = None;
+                    Outcome::Failed(format!("the step crashed: {}", panic_message(&panic)))
+                }
+            };
+            self.log.line(format_args!("{}: {outcome:?}", pane.title()));
+            if self.messages.send(JobMessage::Finished { pane, outcome }).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn send(&self, pane: PaneId, output: Output) {
+        let _ = self.messages.send(JobMessage::Output { pane, output });
+    }
+
+    fn run(&mut self, request: JobRequest, cancel: &CancelToken) -> Result<()> {
+        let pane = request.pane();
+        let messages = self.messages.clone();
+        let log = self.log.clone();
+        let emit = Forward { pane, messages: &messages, log: &log };
+        match request {
+            JobRequest::Setup => {
+                let system = SystemReport::probe(self.workspace.root());
+                let info_file = self.workspace.dataset_info_file();
+                let dataset = info_file.exists().then(|| workspace::read_json(&info_file)).transpose()?;
+                self.send(pane, Output::Setup(Box::new(SetupInfo { system, dataset })));
+            }
+            JobRequest::Fetch(request) => {
+                let info = fetch::fetch(&self.workspace, &request, &emit, cancel)?;
+                // The data changed: what was derived from the old data is gone.
+                self.scan = None;
+                self.trainer = None;
+                self.send(pane, Output::Fetched(info));
+            }
+            JobRequest::Classes => {
+                let scan = self.scan(&emit, cancel)?;
+                let thumbnails = scan
+                    .classes
+                    .iter()
+                    .enumerate()
+                    .map(|(class, _)| {
+                        let first = scan.items.iter().find(|item| item.class == class)?;
+                        decode_gray(&scan.path_of(first), IMAGE_SIDE).ok().and_then(|pixels| gray_image(pixels, IMAGE_SIDE))
+                    })
+                    .collect();
+                self.send(
+                    pane,
+                    Output::Classes(ClassesInfo {
+                        classes: scan.classes.clone(),
+                        thumbnails,
+                        unreadable: scan.unreadable.len(),
+                        empty_classes: scan.empty_classes.clone(),
+                    }),
+                );
+            }
+            JobRequest::Split(options) => {
+                let scan = match self.scan.clone() {
+                    Some(scan) => scan,
+                    None => self.scan(&emit, cancel)?,
+                };
+                let split = split::split(&scan, &options)?;
+                split.save(&self.workspace)?;
+                self.trainer = None;
+                let counts = split.class_counts();
+                self.send(pane, Output::Split(SplitInfo { options, classes: split.classes, counts }));
+            }
+            JobRequest::Preview { view, seed } => {
+                let tiles = self.preview(view, seed)?;
+                self.send(pane, Output::Preview(PreviewInfo { view, seed, tiles }));
+            }
+            JobRequest::Learner(options) => {
+                self.trainer = None;
+                let trainer = self.open(&options, &emit, cancel)?;
+                self.send(pane, Output::Learner(learner_info(&trainer)));
+                self.trainer = Some(trainer);
+            }
+            JobRequest::Train { open, epochs, max_lr } => {
+                let mut trainer = match self.trainer.take() {
+                    Some(trainer) => trainer,
+                    None => {
+                        let trainer = self.open(&open, &emit, cancel)?;
+                        self.send(PaneId::Learner, Output::Learner(learner_info(&trainer)));
+                        trainer
+                    }
+                };
+                self.send(pane, Output::TrainHistory(trainer.learner.history().to_vec()));
+                let outcome = trainer.learner.fit_one_cycle(&trainer.data, epochs, max_lr, &emit, cancel);
+                self.send(PaneId::Learner, Output::Learner(learner_info(&trainer)));
+                // Kept even after a failure: the weights are those of the last finished batch.
+                self.trainer = Some(trainer);
+                if outcome? == FitOutcome::Cancelled {
+                    return Err(Cancelled.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn scan(&mut self, emit: &dyn Emit, cancel: &CancelToken) -> Result<Arc<DatasetScan>> {
+        let dataset = self.workspace.require_dataset()?;
+        let scan = Arc::new(scan::scan(&dataset, emit, cancel)?);
+        self.scan = Some(scan.clone());
+        Ok(scan)
+    }
+
+    fn open(&self, options: &OpenOptions, emit: &dyn Emit, cancel: &CancelToken) -> Result<Trainer> {
+        let opened = open_learner(&self.workspace, options, emit, cancel)?;
+        Ok(Trainer {
+            learner: opened.learner,
+            data: opened.data,
+            device: opened.device,
+            resumed: opened.resumed,
+            batch_size: options.settings.batch_size,
+        })
+    }
+
+    /// Nine captioned images from the recorded split's training set.
+    fn preview(&self, view: PreviewView, seed: u64) -> Result<Vec<(GrayImage, String)>> {
+        let dataset = self.workspace.require_dataset()?;
+        let split_file = self.workspace.split_file();
+        if !split_file.exists() {
+            anyhow::bail!("no split recorded yet: run the Split step (4) first");
+        }
+        let split: Split = workspace::read_json(&split_file)?;
+        if split.train.is_empty() {
+            anyhow::bail!("the recorded split has no training image: run the Split step (4) again");
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let augment = Augment::default();
+        let decode = |index: usize| -> Result<Vec<u8>> { decode_gray(&dataset.join(&split.train[index].path), IMAGE_SIDE) };
+        let render = |pixels: &[u8], draw: &Draw| -> Result<GrayImage> {
+            let mut out = vec![0.0f32; IMAGE_SIDE * IMAGE_SIDE];
+            augment::apply(draw, pixels, IMAGE_SIDE, &mut out);
+            let bytes = out.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+            gray_image(bytes, IMAGE_SIDE).context("augmented image has the wrong size")
+        };
+        const TILES: usize = 9;
+        match view {
+            PreviewView::Batch => {
+                let picks = rand::seq::index::sample(&mut rng, split.train.len(), TILES.min(split.train.len()));
+                picks
+                    .into_iter()
+                    .map(|index| {
+                        let draw = augment.draw(&mut rng);
+                        let label = split.classes[split.train[index].class].clone();
+                        Ok((render(&decode(index)?, &draw)?, label))
+                    })
+                    .collect()
+            }
+            PreviewView::Augmentations => {
+                let index = rand::Rng::random_range(&mut rng, 0..split.train.len());
+                let pixels = decode(index)?;
+                let class = &split.classes[split.train[index].class];
+                let mut tiles = vec![(render(&pixels, &Draw::IDENTITY)?, format!("{class} (original)"))];
+                for _ in 1..TILES {
+                    let draw = augment.draw(&mut rng);
+                    tiles.push((render(&pixels, &draw)?, describe(&draw)));
+                }
+                Ok(tiles)
+            }
+        }
+    }
+}
+
+fn learner_info(trainer: &Trainer) -> LearnerInfo {
+    let learner = &trainer.learner;
+    LearnerInfo {
+        arch: learner.arch,
+        parameters: learner.parameter_count(),
+        frozen: learner.is_frozen(),
+        epochs_done: learner.epochs_done(),
+        resumed: trainer.resumed,
+        device: trainer.device.clone(),
+        image_size: learner.image_size,
+        batch_size: trainer.batch_size,
+        train_images: trainer.data.train.len(),
+        valid_images: trainer.data.valid.len(),
+    }
+}
+
+fn gray_image(pixels: Vec<u8>, side: usize) -> Option<GrayImage> {
+    GrayImage::from_raw(side as u32, side as u32, pixels)
+}
+
+/// A short caption for an augmentation: what it did.
+pub fn describe(draw: &Draw) -> String {
+    let mut parts = Vec::new();
+    if draw.flip {
+        parts.push("flip".to_string());
+    }
+    if draw.rotate_rad != 0.0 {
+        parts.push(format!("{:+.0}°", draw.rotate_rad.to_degrees()));
+    }
+    if draw.zoom != 1.0 {
+        parts.push(format!("zoom {:.2}", draw.zoom));
+    }
+    if draw.warp != (0.0, 0.0) {
+        parts.push("warp".to_string());
+    }
+    if draw.brightness != 0.5 || draw.contrast != 1.0 {
+        parts.push("light".to_string());
+    }
+    if parts.is_empty() { "unchanged".to_string() } else { parts.join(" ") }
+}
+
+fn is_cancellation(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.is::<Cancelled>() || matches!(cause.downcast_ref::<FetchError>(), Some(FetchError::Cancelled)))
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

@@ -1,0 +1,112 @@
+//! 5 Preview: the lesson's `show_batch` (nine augmented training images with their labels),
+//! or one image under several random augmentations. `n` draws a new sample.
+
+use crossterm::event::{KeyCode, KeyEvent};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui_image::picker::Picker;
+
+use super::{Cell, Pane, PaneId, PaneKey};
+use crate::tui::form::{Field, Form};
+use crate::tui::jobs::{JobRequest, Output, PreviewInfo, PreviewView};
+use crate::tui::theme::Theme;
+use crate::tui::widgets::{Tile, tile_grid};
+
+const VIEW: usize = 0;
+const COLUMNS: usize = 3;
+
+pub struct PreviewPane {
+    cell: Cell,
+    form: Form,
+    /// Seed of the next sample: each run draws a new one.
+    next_seed: u64,
+    shown: Option<(PreviewView, u64)>,
+    tiles: Vec<Tile>,
+}
+
+impl Default for PreviewPane {
+    fn default() -> Self {
+        Self {
+            cell: Cell::default(),
+            form: Form::new(vec![Field::choice(
+                "view",
+                &["a batch: 9 augmented training images", "one image, 9 ways augmented"],
+                0,
+            )]),
+            next_seed: 0,
+            shown: None,
+            tiles: Vec::new(),
+        }
+    }
+}
+
+impl PreviewPane {
+    fn view(&self) -> PreviewView {
+        if self.form.choice(VIEW) == 0 { PreviewView::Batch } else { PreviewView::Augmentations }
+    }
+
+    pub fn request(&mut self) -> Result<JobRequest, String> {
+        let seed = self.next_seed;
+        self.next_seed += 1;
+        Ok(JobRequest::Preview { view: self.view(), seed })
+    }
+
+    pub fn captions(&self) -> Vec<&str> {
+        self.tiles.iter().map(|tile| tile.caption.as_str()).collect()
+    }
+}
+
+impl Pane for PreviewPane {
+    fn id(&self) -> PaneId {
+        PaneId::Preview
+    }
+
+    fn cell(&self) -> &Cell {
+        &self.cell
+    }
+
+    fn cell_mut(&mut self) -> &mut Cell {
+        &mut self.cell
+    }
+
+    fn form(&self) -> Option<&Form> {
+        Some(&self.form)
+    }
+
+    fn form_mut(&mut self) -> Option<&mut Form> {
+        Some(&mut self.form)
+    }
+
+    fn code(&self) -> String {
+        match self.view() {
+            PreviewView::Batch => "dls.show_batch(max_n=9)".into(),
+            PreviewView::Augmentations => "dls.show_batch(max_n=9, unique=True)".into(),
+        }
+    }
+
+    fn handle_key(&mut self, key: KeyEvent) -> PaneKey {
+        match key.code {
+            KeyCode::Char('n') => PaneKey::Run,
+            _ => PaneKey::Ignored,
+        }
+    }
+
+    fn on_output(&mut self, output: Output, picker: &Picker) {
+        if let Output::Preview(PreviewInfo { view, seed, tiles }) = output {
+            self.tiles = tiles.into_iter().map(|(image, caption)| Tile::new(picker, image, caption)).collect();
+            self.shown = Some((view, seed));
+        }
+    }
+
+    fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let Some((view, seed)) = self.shown else { return };
+        let what = match view {
+            PreviewView::Batch => "training images as the model sees them",
+            PreviewView::Augmentations => "one image under random augmentations",
+        };
+        let [caption_area, grid_area] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+        frame.render_widget(Line::styled(format!("sample {seed}: {what} (n: new sample)"), theme.dim()), caption_area);
+        tile_grid(frame, grid_area, &mut self.tiles, COLUMNS, theme);
+    }
+}

@@ -1,0 +1,253 @@
+//! 7 Train: `fit_one_cycle` with epochs and max_lr editable. The lesson's table grows a row
+//! per epoch, the chart shows the training loss per batch and the validation loss per epoch.
+//! Running it again continues the same learner; Esc stops after the current batch.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::symbols::Marker;
+use ratatui::text::Line;
+use ratatui::widgets::{Axis, Chart, Dataset, Gauge, GraphType, LegendPosition, Paragraph};
+use ratatui_image::picker::Picker;
+
+use super::{Cell, Pane, PaneId, Status};
+use crate::cli::train::{format_duration, format_row, header};
+use crate::event::{BatchEnd, EpochRow, Event, TrainStart};
+use crate::learn::open::OpenOptions;
+use crate::learn::schedule::MaxLr;
+use crate::tui::form::{Field, Form, Step};
+use crate::tui::jobs::{JobRequest, Output};
+use crate::tui::theme::Theme;
+
+const EPOCHS: usize = 0;
+const MAX_LR: usize = 1;
+
+/// Learning rates ←/→ step through (fastai's usual picks).
+const MAX_LR_LADDER: [f64; 13] = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1];
+/// Below this width the table and the chart are stacked.
+const SIDE_BY_SIDE_WIDTH: u16 = 110;
+const MIN_CHART_HEIGHT: u16 = 6;
+
+pub struct TrainPane {
+    cell: Cell,
+    form: Form,
+    start: Option<TrainStart>,
+    rows: Vec<EpochRow>,
+    /// (epoch + fraction of it done, smoothed training loss) per batch.
+    batch_losses: Vec<(f64, f64)>,
+    last_batch: Option<BatchEnd>,
+}
+
+impl Default for TrainPane {
+    fn default() -> Self {
+        Self {
+            cell: Cell::default(),
+            form: Form::new(vec![
+                Field::number("epochs", 3, 1, 1000, Step::Add(1)),
+                Field::text("max_lr", "1e-3", check_max_lr, Some(step_max_lr)),
+            ]),
+            start: None,
+            rows: Vec::new(),
+            batch_losses: Vec::new(),
+            last_batch: None,
+        }
+    }
+}
+
+fn check_max_lr(text: &str) -> Result<(), String> {
+    text.parse::<MaxLr>().map(|_| ())
+}
+
+/// The next rate on the ladder above (or below) a single rate; ranges are left alone.
+fn step_max_lr(text: &str, up: bool) -> Option<String> {
+    let MaxLr::Uniform(current) = text.parse::<MaxLr>().ok()? else { return None };
+    let next = if up {
+        MAX_LR_LADDER.iter().find(|lr| **lr > current * 1.0001)
+    } else {
+        MAX_LR_LADDER.iter().rev().find(|lr| **lr < current * 0.9999)
+    };
+    next.map(|lr| format!("{lr:e}"))
+}
+
+impl TrainPane {
+    pub fn request(&self, open: OpenOptions) -> Result<JobRequest, String> {
+        let max_lr = self.form.text(MAX_LR).parse::<MaxLr>().map_err(|why| format!("max_lr: {why}"))?;
+        Ok(JobRequest::Train { open, epochs: self.form.number(EPOCHS) as usize, max_lr })
+    }
+
+    pub fn rows(&self) -> &[EpochRow] {
+        &self.rows
+    }
+
+    pub fn batch_losses(&self) -> &[(f64, f64)] {
+        &self.batch_losses
+    }
+
+    /// The x-axis end: the end of the cycle in progress, or of what has been trained.
+    fn planned_epochs(&self) -> f64 {
+        let cycle_end = self.start.as_ref().map_or(0, |s| s.first_epoch - s.cycle_epochs_done + s.cycle_epochs);
+        cycle_end.max(self.rows.len()).max(1) as f64
+    }
+
+    fn summary(&self) -> Option<Line<'static>> {
+        let start = self.start.as_ref()?;
+        let lrs: Vec<String> = start.max_lrs.iter().map(|lr| format!("{lr:.0e}")).collect();
+        Some(Line::raw(format!(
+            "{} on {}: {} train / {} valid images, {} batches per epoch, max_lr {}",
+            start.arch,
+            start.device,
+            start.train_images,
+            start.valid_images,
+            start.batches_per_epoch,
+            lrs.join(" / ")
+        )))
+    }
+
+    fn render_batch_gauge(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let Some(batch) = &self.last_batch else { return };
+        let per_batch = batch.seconds / batch.batch.max(1) as f64;
+        let eta = per_batch * batch.batches.saturating_sub(batch.batch) as f64;
+        let label = format!(
+            "epoch {} · batch {}/{} · loss {:.4} · ETA {}",
+            batch.epoch,
+            batch.batch,
+            batch.batches,
+            batch.smooth_loss,
+            format_duration(eta)
+        );
+        let ratio = (batch.batch as f64 / batch.batches.max(1) as f64).clamp(0.0, 1.0);
+        frame.render_widget(Gauge::default().ratio(ratio).label(label).gauge_style(theme.gauge()).use_unicode(true), area);
+    }
+
+    fn render_table(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let shown = (area.height as usize).saturating_sub(1);
+        let mut lines = vec![Line::styled(header(), theme.accent())];
+        lines.extend(self.rows[self.rows.len().saturating_sub(shown)..].iter().map(|row| Line::raw(format_row(row))));
+        frame.render_widget(Paragraph::new(lines), area);
+    }
+
+    fn render_chart(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let valid: Vec<(f64, f64)> = self.rows.iter().map(|row| ((row.epoch + 1) as f64, row.valid_loss)).collect();
+        let top = self.batch_losses.iter().chain(&valid).map(|(_, loss)| *loss).fold(0.0f64, f64::max).max(1e-3) * 1.1;
+        let end = self.planned_epochs();
+        let datasets = vec![
+            Dataset::default()
+                .name("train")
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(theme.train_loss())
+                .data(&self.batch_losses),
+            Dataset::default()
+                .name("valid")
+                .marker(Marker::Dot)
+                .graph_type(GraphType::Line)
+                .style(theme.valid_loss())
+                .data(&valid),
+        ];
+        let chart = Chart::new(datasets)
+            .style(theme.base())
+            .legend_position(Some(LegendPosition::TopRight))
+            .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
+            .x_axis(
+                Axis::default()
+                    .title(Line::styled("epoch", theme.dim()))
+                    .bounds([0.0, end])
+                    .labels(["0".to_string(), format!("{end}")])
+                    .style(theme.dim()),
+            )
+            .y_axis(
+                Axis::default()
+                    .title(Line::styled("loss", theme.dim()))
+                    .bounds([0.0, top])
+                    .labels(["0".to_string(), format!("{:.2}", top / 2.0), format!("{top:.2}")])
+                    .style(theme.dim()),
+            );
+        frame.render_widget(chart, area);
+    }
+}
+
+impl Pane for TrainPane {
+    fn id(&self) -> PaneId {
+        PaneId::Train
+    }
+
+    fn cell(&self) -> &Cell {
+        &self.cell
+    }
+
+    fn cell_mut(&mut self) -> &mut Cell {
+        &mut self.cell
+    }
+
+    fn form(&self) -> Option<&Form> {
+        Some(&self.form)
+    }
+
+    fn form_mut(&mut self) -> Option<&mut Form> {
+        Some(&mut self.form)
+    }
+
+    fn code(&self) -> String {
+        let max_lr = match self.form.text(MAX_LR).parse::<MaxLr>() {
+            Ok(MaxLr::Slice { lo: Some(lo), hi }) => format!("slice({lo:e}, {hi:e})"),
+            Ok(MaxLr::Slice { lo: None, hi }) => format!("slice({hi:e})"),
+            _ => self.form.text(MAX_LR).to_string(),
+        };
+        format!("learn.fit_one_cycle({}, {max_lr})", self.form.number(EPOCHS))
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::TrainStarted(start) => {
+                self.start = Some(start.clone());
+                self.last_batch = None;
+            }
+            Event::Batch(batch) => {
+                let x = batch.epoch as f64 + batch.batch as f64 / batch.batches.max(1) as f64;
+                self.batch_losses.push((x, batch.smooth_loss));
+                self.last_batch = Some(batch.clone());
+            }
+            Event::Epoch(row) => self.rows.push(row.clone()),
+            Event::TrainFinished { .. } | Event::TrainCancelled { .. } => self.last_batch = None,
+            _ => {}
+        }
+    }
+
+    fn on_output(&mut self, output: Output, _picker: &Picker) {
+        if let Output::TrainHistory(rows) = output {
+            // Batches after the last finished epoch (an interrupted one) are trained again.
+            let finished = rows.len() as f64;
+            self.batch_losses.retain(|(x, _)| *x <= finished);
+            self.rows = rows;
+        }
+    }
+
+    fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let Some(summary) = self.summary() else { return };
+        let training = self.cell.status == Status::Running && self.cell.stage.is_none() && self.last_batch.is_some();
+        let [summary_area, gauge_area, _, rest] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(u16::from(training)),
+            Constraint::Length(1),
+            Constraint::Fill(1),
+        ])
+        .areas(area);
+        frame.render_widget(Paragraph::new(summary).style(theme.dim()), summary_area);
+        if training {
+            self.render_batch_gauge(frame, gauge_area, theme);
+        }
+        if rest.width >= SIDE_BY_SIDE_WIDTH {
+            let [table, chart] = Layout::horizontal([Constraint::Length(header().len() as u16 + 2), Constraint::Fill(1)]).areas(rest);
+            self.render_table(frame, table, theme);
+            self.render_chart(frame, chart, theme);
+            return;
+        }
+        let wanted = self.rows.len() as u16 + 1;
+        let table_height = wanted.min(rest.height.saturating_sub(MIN_CHART_HEIGHT + 1)).max(rest.height.min(2));
+        let [table, _, chart] =
+            Layout::vertical([Constraint::Length(table_height), Constraint::Length(1), Constraint::Fill(1)]).areas(rest);
+        self.render_table(frame, table, theme);
+        if chart.height >= MIN_CHART_HEIGHT {
+            self.render_chart(frame, chart, theme);
+        }
+    }
+}
