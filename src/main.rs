@@ -21,6 +21,14 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
+    /// Colours of the interactive app: dark, light, high-contrast, or a theme file (.toml)
+    #[arg(long, value_name = "NAME|PATH")]
+    theme: Option<String>,
+
+    /// Draw images in the interactive app with half-blocks instead of the terminal's graphics
+    #[arg(long)]
+    no_graphics: bool,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -64,8 +72,8 @@ fn run(args: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         None => {
-            println!("The interactive app is not built yet; use the subcommands (mednist --help).");
-            Ok(())
+            let options = mednist::tui::Options { theme: args.theme, no_graphics: args.no_graphics };
+            mednist::tui::run(&workspace, &options)
         }
     }
 }

@@ -18,6 +18,13 @@ use mednist::workspace::Workspace;
 
 const SIDE: usize = 16;
 
+/// LibTorch's random generator is global to the process: tests that train take turns, so
+/// a seed fixes each one's weights and dropout.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Two classes anyone can tell apart: horizontal and vertical stripes, with some noise.
 fn make_workspace(per_class: usize) -> (tempfile::TempDir, Workspace) {
     let dir = tempfile::tempdir().unwrap();
@@ -83,21 +90,32 @@ fn epochs(events: &[Event]) -> Vec<usize> {
 
 #[test]
 fn a_tiny_dataset_is_learned_to_near_zero_loss() {
-    let (_dir, workspace) = make_workspace(24);
+    let _turn = one_at_a_time();
+    let (_dir, workspace) = make_workspace(48);
     let data = load(&workspace);
     let mut learner = new_learner(&workspace, &data);
-    let (outcome, events) = fit(&mut learner, &data, 6, "1e-2", &CancelToken::new());
+    let (outcome, events) = fit(&mut learner, &data, 8, "5e-3", &CancelToken::new());
     assert_eq!(outcome, FitOutcome::Finished);
-    let last = learner.history().last().unwrap().clone();
-    let first = learner.history()[0].clone();
-    assert!(last.train_loss < 0.15, "smoothed training loss {} (first epoch {})", last.train_loss, first.train_loss);
-    assert!(last.train_loss < first.train_loss / 3.0);
-    assert_eq!(last.error_rate, 0.0, "{:?}", learner.history());
-    assert_eq!(epochs(&events), vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(epochs(&events), (0..8).collect::<Vec<_>>());
+    // The median raw loss of the last epoch: fastai's smoothed column still remembers the first
+    // epochs, and dropout makes single batches noisy.
+    let losses = batch_losses(&events);
+    let steps = data.train.len() / 8;
+    let median = |losses: &[f64]| {
+        let mut sorted = losses.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    let (first, last) = (median(&losses[..steps]), median(&losses[losses.len() - steps..]));
+    let history = learner.history();
+    assert!(last < 0.1 && last < first / 5.0, "median batch loss {first} then {last}; losses {losses:?}");
+    assert!(history.last().unwrap().train_loss < history[0].train_loss / 2.0, "{history:?}");
+    assert_eq!(history.last().unwrap().error_rate, 0.0, "{history:?}");
 }
 
 #[test]
 fn learning_rates_follow_the_one_cycle_formula() {
+    let _turn = one_at_a_time();
     let (_dir, workspace) = make_workspace(16);
     let data = load(&workspace);
     let mut learner = new_learner(&workspace, &data);
@@ -114,6 +132,7 @@ fn learning_rates_follow_the_one_cycle_formula() {
 
 #[test]
 fn a_checkpoint_round_trip_gives_identical_predictions() {
+    let _turn = one_at_a_time();
     let (_dir, workspace) = make_workspace(16);
     let data = load(&workspace);
     let mut learner = new_learner(&workspace, &data);
@@ -128,6 +147,7 @@ fn a_checkpoint_round_trip_gives_identical_predictions() {
 
 #[test]
 fn resuming_continues_the_epoch_numbers_and_the_schedule() {
+    let _turn = one_at_a_time();
     let (_dir, workspace) = make_workspace(16);
     let data = load(&workspace);
     let steps_per_epoch = data.train.len() / 8;
@@ -166,6 +186,7 @@ fn resuming_continues_the_epoch_numbers_and_the_schedule() {
 
 #[test]
 fn a_failure_in_the_middle_of_an_epoch_keeps_the_previous_checkpoint() {
+    let _turn = one_at_a_time();
     let (_dir, workspace) = make_workspace(16);
     let data = load(&workspace);
     let mut learner = new_learner(&workspace, &data);
@@ -199,6 +220,7 @@ fn only_one_weights_file(dir: &Path) -> bool {
 
 #[test]
 fn the_same_seed_gives_the_same_first_epoch_losses() {
+    let _turn = one_at_a_time();
     let (_dir, workspace) = make_workspace(16);
     let data = load(&workspace);
     let run = || {

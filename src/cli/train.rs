@@ -11,9 +11,9 @@ use crate::cli::progress::StderrProgress;
 use crate::event::{Emit, EpochRow, Event};
 use crate::job::CancelToken;
 use crate::learn::checkpoint;
-use crate::learn::data::TrainData;
 use crate::learn::device::DeviceChoice;
-use crate::learn::learner::{FitOutcome, Learner, LearnerSettings};
+use crate::learn::learner::{FitOutcome, LearnerSettings};
+use crate::learn::open::{OpenOptions, Opened, open_learner};
 use crate::learn::schedule::MaxLr;
 use crate::model::Arch;
 use crate::workspace::Workspace;
@@ -56,28 +56,18 @@ pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
     let cancel = CancelToken::new();
     install_interrupt(&cancel);
     let render = TrainRender::new(json);
-    let run_dir = workspace.current_run_dir();
     if let Some(name) = &args.load {
-        checkpoint::copy(&workspace.saved_model_dir(name)?, &run_dir)?;
+        checkpoint::copy(&workspace.saved_model_dir(name)?, &workspace.current_run_dir())?;
         render.info(format!("loaded the checkpoint saved as {name}"));
     }
-    let settings = LearnerSettings { batch_size: args.bs, seed: args.seed, ..LearnerSettings::default() };
-    let device = args.device.resolve()?;
-    let previous = if args.fresh { None } else { Learner::resume(run_dir.clone(), device.clone(), settings.clone())? };
-    if let (Some(learner), Some(arch)) = (&previous, args.arch)
-        && learner.arch != arch
-    {
-        bail!("the learner in {} is a {}, not a {arch}: pass --fresh to start a new {arch}", run_dir.display(), learner.arch);
-    }
-    let size = previous.as_ref().map_or(args.size, |learner| learner.image_size);
-    let data = TrainData::load(workspace, size, &render, &cancel)?;
-    let mut learner = match previous {
-        Some(learner) => {
-            render.info(format!("continuing the {} trained for {} epoch(s) (--fresh starts over)", learner.arch, learner.epochs_done()));
-            learner
-        }
-        None => Learner::new(args.arch.unwrap_or_default(), &data, device, run_dir, settings),
+    let options = OpenOptions {
+        arch: args.arch,
+        fresh: args.fresh,
+        image_size: args.size,
+        settings: LearnerSettings { batch_size: args.bs, seed: args.seed, ..LearnerSettings::default() },
+        device: args.device,
     };
+    let Opened { mut learner, data, .. } = open_learner(workspace, &options, &render, &cancel)?;
     let outcome = learner.fit_one_cycle(&data, args.epochs, args.max_lr, &render, &cancel)?;
     render.finish();
     if let Some(name) = &args.save {

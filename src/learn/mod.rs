@@ -5,5 +5,6 @@ pub mod data;
 pub mod device;
 pub mod learner;
 pub mod metrics;
+pub mod open;
 pub mod optimizer;
 pub mod schedule;

@@ -50,7 +50,12 @@ pub struct Opened {
 
 /// Resumes the learner saved in `workspace.current_run_dir()` (unless `options.fresh`) or
 /// makes a new one, and loads the recorded split's images at the learner's size.
-pub fn open_learner(workspace: &Workspace, options: &OpenOptions, emit: &dyn Emit, cancel: &CancelToken) -> Result<Opened> {
+pub fn open_learner(
+    workspace: &Workspace,
+    options: &OpenOptions,
+    emit: &dyn Emit,
+    cancel: &CancelToken,
+) -> Result<Opened> {
     let run_dir = workspace.current_run_dir();
     let device = options.device.resolve()?;
     let previous =
@@ -77,7 +82,9 @@ pub fn open_learner(workspace: &Workspace, options: &OpenOptions, emit: &dyn Emi
             ));
             (learner, true)
         }
-        None => (Learner::new(options.arch.unwrap_or_default(), &data, device, run_dir, options.settings.clone()), false),
+        None => {
+            (Learner::new(options.arch.unwrap_or_default(), &data, device, run_dir, options.settings.clone()), false)
+        }
     };
     Ok(Opened { learner, data, resumed, device: device_label })
 }
