@@ -8,22 +8,22 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor};
+use mednist::learn::device::DeviceChoice;
 use mednist::model::{
-    Arch, Classifier, Head, LayerGroup, NamedTensor, ResNet, TensorKind, named_tensors,
-    parameter_count, torch_device,
+    Arch, Classifier, Head, LayerGroup, NamedTensor, ResNet, TensorKind, named_tensors, parameter_count,
 };
 
 const CLASSES: usize = 6;
 
 fn cpu() -> Device {
-    torch_device(false)
+    DeviceChoice::Cpu.resolve().unwrap().0
 }
 
 fn images(device: &Device) -> Tensor<4> {
     Tensor::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), device)
 }
 
-fn grads(model: &Classifier, device: &Device) -> GradientsParams {
+fn gradients(model: &Classifier, device: &Device) -> GradientsParams {
     let logits = model.forward(images(device));
     let targets = Tensor::<1, Int>::from_ints([1, 4], device);
     let loss = CrossEntropyLossConfig::new().init(device).forward(logits, targets);
@@ -39,17 +39,18 @@ fn adamw() -> ModuleOptimizer {
     )
 }
 
-/// Every float tensor's values, by id.
+/// Every float tensor's values, by id. `valid()` first folds in the BatchNorm running
+/// statistics that burn keeps pending until the next pass.
 fn snapshot<M: Module>(module: &M) -> HashMap<ParamId, Vec<f32>> {
     struct Values(HashMap<ParamId, Vec<f32>>);
     impl ModuleVisitor for Values {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let values = param.val().into_data().to_vec::<f32>().unwrap();
+            let values = param.val().into_data().try_into_vec::<f32>().unwrap();
             self.0.insert(param.id, values);
         }
     }
     let mut values = Values(HashMap::new());
-    module.visit(&mut values);
+    module.valid().visit(&mut values);
     values.0
 }
 
@@ -98,11 +99,7 @@ fn arch_names_parse_and_display() {
 #[test]
 fn body_parameter_counts_match_torchvision() {
     // torchvision's `sum(p.numel() for p in model.parameters())` without `fc`.
-    let expected = [
-        (Arch::Resnet18, 11_176_512),
-        (Arch::Resnet34, 21_284_672),
-        (Arch::Resnet50, 23_508_032),
-    ];
+    let expected = [(Arch::Resnet18, 11_176_512), (Arch::Resnet34, 21_284_672), (Arch::Resnet50, 23_508_032)];
     for (arch, count) in expected {
         assert_eq!(parameter_count(&ResNet::new(arch, &cpu())), count, "{arch}");
     }
@@ -122,46 +119,46 @@ fn head_and_classifier_parameter_counts() {
     }
 }
 
+/// `arch`'s body has exactly `key_count` tensors (torchvision's state dict less `fc.*` and the
+/// `num_batches_tracked` counters), among them the `known` keys with their shapes.
+fn assert_torchvision_keys(arch: Arch, key_count: usize, known: &[(&str, &[usize])]) {
+    let keys: HashMap<String, Vec<usize>> = named_tensors(&ResNet::new(arch, &cpu()))
+        .iter()
+        .map(|tensor| (torchvision_key(tensor), tensor.shape.clone()))
+        .collect();
+    assert_eq!(keys.len(), key_count, "{arch}");
+    for (key, shape) in known {
+        assert_eq!(keys.get(*key).map(Vec::as_slice), Some(*shape), "{arch} {key}");
+    }
+}
+
 #[test]
 fn body_paths_are_torchvision_state_dict_keys() {
-    let cases: [(Arch, usize, &[(&str, &[usize])]); 2] = [
-        (
-            Arch::Resnet18,
-            100,
-            &[
-                ("conv1.weight", &[64, 3, 7, 7]),
-                ("bn1.weight", &[64]),
-                ("bn1.running_mean", &[64]),
-                ("layer1.0.conv1.weight", &[64, 64, 3, 3]),
-                ("layer1.1.bn2.bias", &[64]),
-                ("layer2.0.downsample.0.weight", &[128, 64, 1, 1]),
-                ("layer2.0.downsample.1.running_var", &[128]),
-                ("layer4.1.conv2.weight", &[512, 512, 3, 3]),
-            ],
-        ),
-        (
-            Arch::Resnet50,
-            265,
-            &[
-                ("layer1.0.conv3.weight", &[256, 64, 1, 1]),
-                ("layer1.0.downsample.0.weight", &[256, 64, 1, 1]),
-                ("layer3.5.bn3.weight", &[1024]),
-                ("layer4.0.conv2.weight", &[512, 512, 3, 3]),
-                ("layer4.2.conv3.weight", &[2048, 512, 1, 1]),
-            ],
-        ),
-    ];
-    for (arch, key_count, known) in cases {
-        let keys: HashMap<String, Vec<usize>> = named_tensors(&ResNet::new(arch, &cpu()))
-            .iter()
-            .map(|tensor| (torchvision_key(tensor), tensor.shape.clone()))
-            .collect();
-        // torchvision's state dict less `fc.*` and the `num_batches_tracked` counters.
-        assert_eq!(keys.len(), key_count, "{arch}");
-        for (key, shape) in known {
-            assert_eq!(keys.get(*key).map(Vec::as_slice), Some(*shape), "{arch} {key}");
-        }
-    }
+    assert_torchvision_keys(
+        Arch::Resnet18,
+        100,
+        &[
+            ("conv1.weight", &[64, 3, 7, 7]),
+            ("bn1.weight", &[64]),
+            ("bn1.running_mean", &[64]),
+            ("layer1.0.conv1.weight", &[64, 64, 3, 3]),
+            ("layer1.1.bn2.bias", &[64]),
+            ("layer2.0.downsample.0.weight", &[128, 64, 1, 1]),
+            ("layer2.0.downsample.1.running_var", &[128]),
+            ("layer4.1.conv2.weight", &[512, 512, 3, 3]),
+        ],
+    );
+    assert_torchvision_keys(
+        Arch::Resnet50,
+        265,
+        &[
+            ("layer1.0.conv3.weight", &[256, 64, 1, 1]),
+            ("layer1.0.downsample.0.weight", &[256, 64, 1, 1]),
+            ("layer3.5.bn3.weight", &[1024]),
+            ("layer4.0.conv2.weight", &[512, 512, 3, 3]),
+            ("layer4.2.conv3.weight", &[2048, 512, 1, 1]),
+        ],
+    );
 }
 
 #[test]
@@ -204,12 +201,9 @@ fn forward_gives_logits_per_image() {
 fn backward_reaches_every_parameter_with_finite_gradients() {
     let device = cpu().autodiff();
     let model = Classifier::new(Arch::Resnet18, CLASSES, &device);
-    let grads = grads(&model, &device);
+    let grads = gradients(&model, &device);
 
-    let learnable: Vec<_> = named_tensors(&model)
-        .into_iter()
-        .filter(|tensor| tensor.kind.is_learnable())
-        .collect();
+    let learnable: Vec<_> = named_tensors(&model).into_iter().filter(|tensor| tensor.kind.is_learnable()).collect();
     assert_eq!(grads.len(), learnable.len());
     for tensor in &learnable {
         let values = match tensor.shape.len() {
@@ -219,7 +213,7 @@ fn backward_reaches_every_parameter_with_finite_gradients() {
             rank => panic!("unexpected rank {rank} for {}", tensor.path),
         };
         let values = values.unwrap_or_else(|| panic!("no gradient for {}", tensor.path));
-        let values = values.to_vec::<f32>().unwrap();
+        let values = values.try_into_vec::<f32>().unwrap();
         assert!(values.iter().all(|v| v.is_finite()), "{}", tensor.path);
         assert!(values.iter().any(|v| *v != 0.0), "all-zero gradient for {}", tensor.path);
     }
@@ -250,21 +244,18 @@ fn frozen_body_keeps_weights_but_trains_batchnorm_and_head() {
     let mut optim = adamw();
 
     let before = snapshot(&model);
-    let grads = grads(&model, &device);
+    let grads = gradients(&model, &device);
     let model = optim.step(1e-2, model, grads);
 
     // Everything trains except the body's conv weights; BatchNorm running statistics update
     // because fastai keeps the frozen body's BatchNorm layers in training mode.
     let kept = unchanged(&tensors, &before, &model);
-    let frozen: Vec<_> = tensors
-        .iter()
-        .filter(|tensor| in_body(tensor) && tensor.kind == TensorKind::Weight)
-        .collect();
+    let frozen: Vec<_> = tensors.iter().filter(|tensor| in_body(tensor) && tensor.kind == TensorKind::Weight).collect();
     assert_eq!(paths(&kept), paths(&frozen));
 
     let model = model.unfreeze_body();
     let before = snapshot(&model);
-    let grads = grads(&model, &device);
+    let grads = gradients(&model, &device);
     let model = optim.step(1e-2, model, grads);
     let kept = unchanged(&tensors, &before, &model);
     assert!(kept.is_empty(), "{:?}", paths(&kept));
@@ -277,19 +268,14 @@ fn per_group_learning_rates_reach_the_optimizer() {
     let tensors = named_tensors(&model);
     let mut optim = adamw();
     // A zero body learning rate makes the body's group visible in the update.
-    let mut scheduler = ModuleLrScheduler::new(1e-2).with_group(
-        Classifier::group(LayerGroup::Body),
-        0.0,
-    );
+    let mut scheduler = ModuleLrScheduler::new(1e-2).with_group(Classifier::group(LayerGroup::Body), 0.0);
 
     let before = snapshot(&model);
-    let grads = grads(&model, &device);
+    let grads = gradients(&model, &device);
     let model = optim.step(scheduler.step(), model, grads);
     let kept = unchanged(&tensors, &before, &model);
 
-    let body_parameters: Vec<_> = tensors
-        .iter()
-        .filter(|tensor| in_body(tensor) && tensor.kind.is_learnable())
-        .collect();
+    let body_parameters: Vec<_> =
+        tensors.iter().filter(|tensor| in_body(tensor) && tensor.kind.is_learnable()).collect();
     assert_eq!(paths(&kept), paths(&body_parameters));
 }

@@ -24,6 +24,10 @@
 //!   `AdamWConfig::new().with_weight_decay(wd).init().with_group(Classifier::no_weight_decay(),
 //!   AdamWConfig::new().with_weight_decay(0.0).build(), None)`.
 //!
+//! - **Saving**: burn keeps a training pass's BatchNorm running-statistics update pending until
+//!   the next pass or `valid()`; run `valid()` (a validation pass does) before `into_record()`,
+//!   or the checkpoint misses the last batch's update.
+//!
 //! [`named_tensors`] lists every tensor with its path and [`TensorKind`], for parameter counts
 //! and for checking what a group matches.
 
@@ -132,10 +136,7 @@ impl Classifier {
     /// A freshly initialised model (torchvision's init for the body, fastai's for the head).
     /// Parameters are created lazily, on first use.
     pub fn new(arch: Arch, num_classes: usize, device: &Device) -> Self {
-        Self {
-            body: ResNet::new(arch, device),
-            head: Head::new(arch.features(), num_classes, device),
-        }
+        Self { body: ResNet::new(arch, device), head: Head::new(arch.features(), num_classes, device) }
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
@@ -224,11 +225,7 @@ pub fn named_tensors<M: Module>(module: &M) -> Vec<NamedTensor> {
 /// Learnable parameters of `module` (no BatchNorm running statistics, unlike
 /// `Module::num_params`).
 pub fn parameter_count<M: Module>(module: &M) -> usize {
-    named_tensors(module)
-        .iter()
-        .filter(|tensor| tensor.kind.is_learnable())
-        .map(NamedTensor::num_elements)
-        .sum()
+    named_tensors(module).iter().filter(|tensor| tensor.kind.is_learnable()).map(NamedTensor::num_elements).sum()
 }
 
 #[derive(Default)]
@@ -264,17 +261,5 @@ impl ModuleVisitor for TensorLister {
             shape: param.lazy_shape().to_vec(),
             kind,
         });
-    }
-}
-
-/// LibTorch's first CUDA device when `allow_gpu` and LibTorch sees one, else its CPU.
-// burn 0.22 deprecates its LibTorch backend in favour of CubeCL ones; this crate links
-// LibTorch on purpose, so the deprecation is acknowledged here once.
-#[allow(deprecated)]
-pub fn torch_device(allow_gpu: bool) -> Device {
-    if allow_gpu && tch::Cuda::is_available() {
-        Device::libtorch_cuda(0)
-    } else {
-        Device::libtorch()
     }
 }

@@ -134,38 +134,20 @@ impl Block {
 }
 
 /// The projection shortcut torchvision adds when a block's output differs from its input.
-fn downsample(
-    in_channels: usize,
-    out_channels: usize,
-    stride: usize,
-    device: &Device,
-) -> Option<(Conv2d, BatchNorm)> {
-    (stride != 1 || in_channels != out_channels).then(|| {
-        (
-            conv(in_channels, out_channels, 1, stride, device),
-            batch_norm(out_channels, device),
-        )
-    })
+fn downsample(in_channels: usize, out_channels: usize, stride: usize, device: &Device) -> Option<(Conv2d, BatchNorm)> {
+    (stride != 1 || in_channels != out_channels)
+        .then(|| (conv(in_channels, out_channels, 1, stride, device), batch_norm(out_channels, device)))
 }
 
 /// A bias-free square convolution with "same"-style padding (`kernel / 2`), initialised as
 /// torchvision does: Kaiming normal, fan-out mode, ReLU gain.
-fn conv(
-    in_channels: usize,
-    out_channels: usize,
-    kernel: usize,
-    stride: usize,
-    device: &Device,
-) -> Conv2d {
+fn conv(in_channels: usize, out_channels: usize, kernel: usize, stride: usize, device: &Device) -> Conv2d {
     let pad = kernel / 2;
     Conv2dConfig::new([in_channels, out_channels], [kernel, kernel])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
         .with_bias(false)
-        .with_initializer(Initializer::KaimingNormal {
-            gain: std::f64::consts::SQRT_2,
-            fan_out_only: true,
-        })
+        .with_initializer(Initializer::KaimingNormal { gain: std::f64::consts::SQRT_2, fan_out_only: true })
         .init(device)
 }
 
