@@ -11,4 +11,5 @@ pub mod job;
 pub mod learn;
 pub mod model;
 pub mod system;
+pub mod tui;
 pub mod workspace;

@@ -10,6 +10,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui_image::picker::Picker;
+use tokio::sync::mpsc::UnboundedSender;
 
 use super::form::FormKey;
 use super::jobs::{JobMessage, JobRequest, Output};
@@ -23,7 +24,7 @@ use super::panes::split::SplitPane;
 use super::panes::train::TrainPane;
 use super::panes::{Cell, Pane, PaneId, PaneKey, Status};
 use super::theme::Theme;
-use super::widgets::{stage_gauge, truncate};
+use super::widgets::{Encoded, ImageMaker, stage_gauge, truncate};
 use crate::event::Level;
 
 const SIDEBAR_WIDTH: u16 = 20;
@@ -123,7 +124,7 @@ impl Panes {
 
 pub struct App {
     theme: Theme,
-    picker: Picker,
+    images: ImageMaker,
     pub panes: Panes,
     active: PaneId,
     running: Option<PaneId>,
@@ -143,7 +144,7 @@ impl App {
     pub fn new(theme: Theme, picker: Picker) -> Self {
         Self {
             theme,
-            picker,
+            images: ImageMaker::new(picker),
             panes: Panes::default(),
             active: PaneId::Setup,
             running: None,
@@ -152,6 +153,32 @@ impl App {
             quitting: false,
             notice: None,
             needs_clear: false,
+        }
+    }
+
+    /// Uses the terminal's graphics protocol (detected after the first frame) from now on.
+    pub fn set_picker(&mut self, picker: Picker) {
+        self.images.set_picker(picker);
+    }
+
+    /// How images are drawn, for the log.
+    pub fn image_protocol(&self) -> String {
+        self.images.describe()
+    }
+
+    /// Resizes and encodes images on a worker thread from now on; they come back through
+    /// `done`, to be passed to [`App::image_encoded`].
+    pub fn encode_images_on_worker(&mut self, done: UnboundedSender<Encoded>) -> std::io::Result<()> {
+        self.images.encode_on_worker(done)
+    }
+
+    /// An image the worker encoded: its tile draws it from the next frame on.
+    pub fn image_encoded(&mut self, encoded: Encoded) {
+        let mut encoded = Some(encoded);
+        for id in PaneId::ALL {
+            for tile in self.panes.get_mut(id).tiles_mut() {
+                encoded = encoded.and_then(|e| tile.accept(e));
+            }
         }
     }
 
@@ -289,7 +316,7 @@ impl App {
                 if matches!(output, Output::Classes(_) | Output::Preview(_)) {
                     self.needs_clear = true;
                 }
-                self.panes.get_mut(pane).on_output(output, &self.picker);
+                self.panes.get_mut(pane).on_output(output, &self.images);
             }
             JobMessage::Finished { pane, outcome } => {
                 self.panes.get_mut(pane).cell_mut().finish(&outcome);
@@ -373,7 +400,9 @@ impl App {
             .iter()
             .map(|(level, message)| match level {
                 Level::Info => Line::styled(truncate(message, inner.width as usize), theme.dim()),
-                Level::Warn => Line::styled(truncate(&format!("warning: {message}"), inner.width as usize), theme.warning()),
+                Level::Warn => {
+                    Line::styled(truncate(&format!("warning: {message}"), inner.width as usize), theme.warning())
+                }
             })
             .collect();
         let stage = cell.stage.as_ref().filter(|_| cell.status == Status::Running);
@@ -399,7 +428,8 @@ impl App {
             Status::Running => "[*]".to_string(),
             _ => execution_label(&cell),
         };
-        let code_width = (header.width as usize).saturating_sub(label.len() + 5 + status.len());
+        // "In [n]: " before the code, one space and the status after it.
+        let code_width = (header.width as usize).saturating_sub(label.len() + 5 + 1 + status.len());
         frame.render_widget(
             Line::from(vec![
                 Span::styled(format!("In {label}: "), theme.dim()),
@@ -422,7 +452,13 @@ impl App {
     fn render_footer(&self, frame: &mut Frame, area: Rect) {
         let theme = &self.theme;
         if let Some(notice) = &self.notice {
-            frame.render_widget(Line::styled(format!(" {}", truncate(notice, area.width as usize - 1)), theme.warning()), area);
+            frame.render_widget(
+                Line::styled(
+                    format!(" {}", truncate(notice, (area.width as usize).saturating_sub(1))),
+                    theme.warning(),
+                ),
+                area,
+            );
             return;
         }
         let pane = self.panes.get(self.active);
@@ -435,12 +471,15 @@ impl App {
                 hints.push("n new sample");
             }
             if form.is_some_and(|f| !f.is_empty()) {
-                hints.extend(["↑↓ setting", "←→ change", "e type"]);
+                hints.extend(["↑↓←→ settings", "e type"]);
             }
             hints.extend(["1-9 step", "? keys", "q quit"]);
             hints.join(" · ")
         };
-        frame.render_widget(Line::styled(format!(" {}", truncate(&hints, area.width as usize - 1)), theme.dim()), area);
+        frame.render_widget(
+            Line::styled(format!(" {}", truncate(&hints, (area.width as usize).saturating_sub(1))), theme.dim()),
+            area,
+        );
     }
 
     fn render_help(&self, frame: &mut Frame, area: Rect) {
@@ -486,7 +525,8 @@ impl App {
     fn render_popup(&self, frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>) {
         let width = lines.iter().map(Line::width).max().unwrap_or(0) as u16 + 4;
         let height = lines.len() as u16 + 2;
-        let popup = area.centered(Constraint::Length(width.min(area.width)), Constraint::Length(height.min(area.height)));
+        let popup =
+            area.centered(Constraint::Length(width.min(area.width)), Constraint::Length(height.min(area.height)));
         frame.render_widget(Clear, popup);
         let block = Block::bordered()
             .title(Line::styled(title, self.theme.accent()))

@@ -24,10 +24,22 @@ pub struct Field {
 
 #[derive(Debug, Clone)]
 enum Value {
-    Choice { options: Vec<String>, index: usize },
-    Number { value: u64, min: u64, max: u64, step: Step },
+    Choice {
+        options: Vec<String>,
+        index: usize,
+    },
+    Number {
+        value: u64,
+        min: u64,
+        max: u64,
+        step: Step,
+    },
     /// Free text; `check` accepts or explains, `step` moves along suggested values.
-    Text { text: String, check: fn(&str) -> Result<(), String>, step: Option<fn(&str, bool) -> Option<String>> },
+    Text {
+        text: String,
+        check: fn(&str) -> Result<(), String>,
+        step: Option<fn(&str, bool) -> Option<String>>,
+    },
 }
 
 /// How ←/→ move a number.
@@ -80,7 +92,8 @@ impl Field {
     fn change(&mut self, forward: bool) {
         match &mut self.value {
             Value::Choice { options, index } => {
-                *index = if forward { (*index + 1) % options.len() } else { (*index + options.len() - 1) % options.len() };
+                *index =
+                    if forward { (*index + 1) % options.len() } else { (*index + options.len() - 1) % options.len() };
             }
             Value::Number { value, min, max, step } => {
                 let next = match (step, forward) {
@@ -189,7 +202,9 @@ impl Form {
         }
         match key.code {
             KeyCode::Down | KeyCode::Tab => self.selected = (self.selected + 1) % self.fields.len(),
-            KeyCode::Up | KeyCode::BackTab => self.selected = (self.selected + self.fields.len() - 1) % self.fields.len(),
+            KeyCode::Up | KeyCode::BackTab => {
+                self.selected = (self.selected + self.fields.len() - 1) % self.fields.len()
+            }
             KeyCode::Left => self.fields[self.selected].change(false),
             KeyCode::Right => self.fields[self.selected].change(true),
             KeyCode::Char('e') if !matches!(self.fields[self.selected].value, Value::Choice { .. }) => {
@@ -214,7 +229,11 @@ impl Form {
                     _ => {
                         let arrows = matches!(field.value, Value::Choice { .. } | Value::Number { .. })
                             || matches!(field.value, Value::Text { step: Some(_), .. });
-                        let text = if arrows && selected { format!("‹ {} ›", field.display()) } else { format!(" {} ", field.display()) };
+                        let text = if arrows && selected {
+                            format!("‹ {} ›", field.display())
+                        } else {
+                            format!(" {} ", field.display())
+                        };
                         Span::styled(text, if selected { theme.selected() } else { theme.base() })
                     }
                 };

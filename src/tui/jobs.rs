@@ -3,6 +3,7 @@
 //! keeps its variables. Progress comes back as [`JobMessage`]s tagged with the pane.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
@@ -41,11 +42,18 @@ pub enum JobRequest {
     Fetch(FetchRequest),
     Classes,
     Split(SplitOptions),
-    Preview { view: PreviewView, seed: u64 },
+    Preview {
+        view: PreviewView,
+        seed: u64,
+    },
     /// Open (resume or create) the learner and load its data.
     Learner(OpenOptions),
     /// Continue the open learner, or open one with these options first.
-    Train { open: OpenOptions, epochs: usize, max_lr: MaxLr },
+    Train {
+        open: OpenOptions,
+        epochs: usize,
+        max_lr: MaxLr,
+    },
 }
 
 impl JobRequest {
@@ -207,13 +215,17 @@ struct Forward<'a> {
 impl Emit for Forward<'_> {
     fn emit(&self, event: Event) {
         match &event {
-            Event::Log { level: Level::Info, message } => self.log.line(format_args!("{}: {message}", self.pane.title())),
-            Event::Log { level: Level::Warn, message } => self.log.line(format_args!("{}: warning: {message}", self.pane.title())),
+            Event::Log { level: Level::Info, message } => {
+                self.log.line(format_args!("{}: {message}", self.pane.title()))
+            }
+            Event::Log { level: Level::Warn, message } => {
+                self.log.line(format_args!("{}: warning: {message}", self.pane.title()))
+            }
             Event::TrainStarted(start) => self.log.line(format_args!("train: {start:?}")),
             Event::Epoch(row) => self.log.line(format_args!("train: epoch row {}", serde_json::json!(row))),
-            Event::TrainCancelled { completed_epochs } => {
-                self.log.line(format_args!("train: stopped; {completed_epochs} epoch(s) done, the last checkpoint stands"))
-            }
+            Event::TrainCancelled { completed_epochs } => self
+                .log
+                .line(format_args!("train: stopped; {completed_epochs} epoch(s) done, the last checkpoint stands")),
             _ => {}
         }
         let _ = self.messages.send(JobMessage::Event { pane: self.pane, event });
@@ -274,7 +286,9 @@ impl Kernel {
                     .enumerate()
                     .map(|(class, _)| {
                         let first = scan.items.iter().find(|item| item.class == class)?;
-                        decode_gray(&scan.path_of(first), IMAGE_SIDE).ok().and_then(|pixels| gray_image(pixels, IMAGE_SIDE))
+                        decode_gray(&scan.path_of(first), IMAGE_SIDE)
+                            .ok()
+                            .and_then(|pixels| gray_image(pixels, IMAGE_SIDE))
                     })
                     .collect();
                 self.send(
@@ -330,14 +344,24 @@ impl Kernel {
         Ok(())
     }
 
+    /// The workspace's dataset folder, or an error saying which step makes it.
+    fn require_dataset(&self) -> Result<PathBuf> {
+        let dataset = self.workspace.dataset_dir();
+        if !dataset.is_dir() {
+            anyhow::bail!("no dataset in the workspace yet: run the Fetch step (2) first");
+        }
+        Ok(dataset)
+    }
+
     fn scan(&mut self, emit: &dyn Emit, cancel: &CancelToken) -> Result<Arc<DatasetScan>> {
-        let dataset = self.workspace.require_dataset()?;
+        let dataset = self.require_dataset()?;
         let scan = Arc::new(scan::scan(&dataset, emit, cancel)?);
         self.scan = Some(scan.clone());
         Ok(scan)
     }
 
     fn open(&self, options: &OpenOptions, emit: &dyn Emit, cancel: &CancelToken) -> Result<Trainer> {
+        self.require_dataset()?;
         let opened = open_learner(&self.workspace, options, emit, cancel)?;
         Ok(Trainer {
             learner: opened.learner,
@@ -350,7 +374,7 @@ impl Kernel {
 
     /// Nine captioned images from the recorded split's training set.
     fn preview(&self, view: PreviewView, seed: u64) -> Result<Vec<(GrayImage, String)>> {
-        let dataset = self.workspace.require_dataset()?;
+        let dataset = self.require_dataset()?;
         let split_file = self.workspace.split_file();
         if !split_file.exists() {
             anyhow::bail!("no split recorded yet: run the Split step (4) first");
@@ -361,7 +385,8 @@ impl Kernel {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let augment = Augment::default();
-        let decode = |index: usize| -> Result<Vec<u8>> { decode_gray(&dataset.join(&split.train[index].path), IMAGE_SIDE) };
+        let decode =
+            |index: usize| -> Result<Vec<u8>> { decode_gray(&dataset.join(&split.train[index].path), IMAGE_SIDE) };
         let render = |pixels: &[u8], draw: &Draw| -> Result<GrayImage> {
             let mut out = vec![0.0f32; IMAGE_SIDE * IMAGE_SIDE];
             augment::apply(draw, pixels, IMAGE_SIDE, &mut out);
@@ -438,7 +463,9 @@ pub fn describe(draw: &Draw) -> String {
 }
 
 fn is_cancellation(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.is::<Cancelled>() || matches!(cause.downcast_ref::<FetchError>(), Some(FetchError::Cancelled)))
+    error.chain().any(|cause| {
+        cause.is::<Cancelled>() || matches!(cause.downcast_ref::<FetchError>(), Some(FetchError::Cancelled))
+    })
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -1,8 +1,9 @@
 //! The interactive app: `mednist` with no subcommand. One pane per notebook step; the steps
 //! run on a job thread ([`jobs`]) while this loop answers keys and redraws.
 //!
-//! The loop waits on terminal input, job messages and the next frame together
-//! (`tokio::select!`), applies everything queued, and draws at most ~30 times a second.
+//! The loop waits on terminal input, job messages, encoded images and the next frame together
+//! (`tokio::select!`), applies everything queued, and draws at most ~30 times a second. Images
+//! are resized and encoded for the terminal on a thread of their own.
 
 pub mod app;
 pub mod form;
@@ -23,7 +24,9 @@ use crossterm::{cursor, execute, queue, terminal};
 use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
+use ratatui::layout::{Position, Rect};
 use ratatui_image::picker::Picker;
+use ratatui_image::picker::cap_parser::QueryStdioOptions;
 use tokio::sync::mpsc;
 
 use self::app::{Action, App};
@@ -31,10 +34,13 @@ use self::jobs::{JobMessage, Jobs};
 use self::log::LogFile;
 use self::panes::PaneId;
 use self::theme::Theme;
+use self::widgets::Encoded;
 use crate::workspace::Workspace;
 
 /// Shortest time between two frames (~30 fps).
 const FRAME: Duration = Duration::from_millis(33);
+/// How long to wait for the terminal to say which graphics it supports.
+const GRAPHICS_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -54,22 +60,36 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<()> {
     install_panic_hook(log.clone());
 
     let mut terminal = TerminalSession::enter()?;
-    // The query must come after entering the alternate screen and before reading events.
-    let picker = if options.no_graphics {
-        Picker::halfblocks()
-    } else {
-        Picker::from_query_stdio().unwrap_or_else(|error| {
-            log.line(format_args!("terminal graphics query failed ({error}); using half-blocks"));
-            Picker::halfblocks()
-        })
-    };
-    log.line(format_args!("images: {:?}, font {:?}", picker.protocol_type(), picker.font_size()));
-
     let (sender, receiver) = mpsc::unbounded_channel();
-    let jobs = Jobs::start(workspace.clone(), sender, log.clone())?;
-    let app = App::new(theme, picker);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().context("cannot start the event loop")?;
-    let result = runtime.block_on(event_loop(&mut terminal.terminal, app, jobs, receiver, &log, started));
+    let mut jobs = Jobs::start(workspace.clone(), sender, log.clone())?;
+    let mut app = App::new(theme, Picker::halfblocks());
+    let (encoded_sender, encoded) = mpsc::unbounded_channel();
+    app.encode_images_on_worker(encoded_sender).context("cannot start the image thread")?;
+    if let Some(Action::Run(request)) = app.run_step(PaneId::Setup) {
+        jobs.submit(request);
+    }
+    draw(&mut terminal.terminal, &mut app)?;
+    log.line(format_args!("first frame after {} ms", started.elapsed().as_millis()));
+    if !options.no_graphics {
+        // After entering the alternate screen and before reading events: the query reads
+        // the terminal's answers from stdin. Unanswered (tmux without passthrough to a
+        // graphics terminal), it gives up after the timeout and half-blocks stay.
+        let query = QueryStdioOptions { timeout: GRAPHICS_QUERY_TIMEOUT, ..QueryStdioOptions::default() };
+        let asked = Instant::now();
+        match Picker::from_query_stdio_with_options(query) {
+            Ok(picker) => app.set_picker(picker),
+            Err(error) => log.line(format_args!("terminal graphics query failed ({error}); using half-blocks")),
+        }
+        if asked.elapsed() >= GRAPHICS_QUERY_TIMEOUT {
+            log.line("the terminal did not answer the graphics query in time");
+            release_query_reader()?;
+        }
+    }
+    log.line(format_args!("images: {} after {} ms", app.image_protocol(), started.elapsed().as_millis()));
+
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the event loop")?;
+    let result = runtime.block_on(event_loop(&mut terminal.terminal, app, jobs, receiver, encoded));
     drop(terminal);
     if let Err(error) = &result {
         log.line(format_args!("error: {error:#}"));
@@ -88,21 +108,14 @@ async fn event_loop(
     mut app: App,
     mut jobs: Jobs,
     mut messages: mpsc::UnboundedReceiver<JobMessage>,
-    log: &LogFile,
-    started: Instant,
+    mut encoded: mpsc::UnboundedReceiver<Encoded>,
 ) -> Result<()> {
     let mut input = EventStream::new();
-    if let Some(Action::Run(request)) = app.run_step(PaneId::Setup) {
-        jobs.submit(request);
-    }
+    let mut terminated = std::pin::pin!(termination()?);
     let mut dirty = true;
-    let mut last_draw: Option<Instant> = None;
+    let mut last_draw = Instant::now();
     loop {
-        let next_frame = match (dirty, last_draw) {
-            (false, _) => None,
-            (true, None) => Some(Instant::now()),
-            (true, Some(last)) => Some(last + FRAME),
-        };
+        let next_frame = dirty.then_some(last_draw + FRAME);
         tokio::select! {
             event = input.next() => match event {
                 Some(Ok(TermEvent::Key(key))) => {
@@ -133,12 +146,20 @@ async fn event_loop(
                 }
                 dirty = true;
             }
+            () = &mut terminated => {
+                jobs.cancel();
+                return Ok(());
+            }
+            Some(image) = encoded.recv() => {
+                app.image_encoded(image);
+                while let Ok(image) = encoded.try_recv() {
+                    app.image_encoded(image);
+                }
+                dirty = true;
+            }
             _ = tokio::time::sleep_until(next_frame.unwrap_or_else(Instant::now).into()), if next_frame.is_some() => {
                 draw(terminal, &mut app)?;
-                if last_draw.is_none() {
-                    log.line(format_args!("first frame after {} ms", started.elapsed().as_millis()));
-                }
-                last_draw = Some(Instant::now());
+                last_draw = Instant::now();
                 dirty = false;
             }
         }
@@ -148,14 +169,48 @@ async fn event_loop(
     }
 }
 
+/// Resolves when the process is asked to end (SIGTERM) or its terminal goes away (SIGHUP),
+/// so that the loop returns and the terminal is restored.
+#[cfg(unix)]
+fn termination() -> io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = hangup.recv() => {}
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn termination() -> io::Result<impl Future<Output = ()>> {
+    Ok(std::future::pending())
+}
+
 /// One frame, inside a synchronized update so the terminal never shows half of it.
 fn draw(terminal: &mut Terminal<CrosstermBackend<Stdout>>, app: &mut App) -> Result<()> {
     queue!(terminal.backend_mut(), BeginSynchronizedUpdate)?;
     if app.take_needs_clear() {
-        terminal.clear()?;
+        // Clears the screen and repaints every cell. (`Terminal::clear` would ask the
+        // terminal for the cursor position, whose answer the event reader takes.)
+        let area = Rect::from((Position::ORIGIN, terminal.size()?));
+        terminal.resize(area)?;
     }
     terminal.draw(|frame| app.render(frame))?;
     execute!(terminal.backend_mut(), EndSynchronizedUpdate)?;
+    Ok(())
+}
+
+/// After a query timeout (and only then) ratatui-image's reader thread is still waiting on
+/// stdin for the terminal's status report, and would swallow the first keys. A status
+/// request sent plainly (tmux answers it itself, unlike the passthrough-wrapped one) ends it.
+fn release_query_reader() -> Result<()> {
+    let mut stdout = io::stdout();
+    stdout.write_all(b"\x1b[5n")?;
+    stdout.flush()?;
+    std::thread::sleep(Duration::from_millis(100));
     Ok(())
 }
 

@@ -79,7 +79,8 @@ impl Theme {
             let names: Vec<&str> = BUILT_IN.iter().map(|(name, _)| *name).collect();
             bail!("theme {spec:?} is neither a built-in theme ({}) nor a theme file", names.join(", "));
         }
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read theme file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read theme file {}", path.display()))?;
         Self::parse(&path.display().to_string(), &text)
     }
 

@@ -5,13 +5,12 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Bar, BarChart, Paragraph};
-use ratatui_image::picker::Picker;
 
 use super::{Cell, Pane, PaneId};
 use crate::data::scan::ClassSummary;
 use crate::tui::jobs::{ClassesInfo, Output};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::{Tile, tile_grid, truncate};
+use crate::tui::widgets::{ImageMaker, Tile, tile_grid, truncate};
 
 /// Narrowest a thumbnail (with its caption) gets; more classes than fit are left out.
 const THUMBNAIL_MIN_WIDTH: u16 = 9;
@@ -48,16 +47,16 @@ impl Pane for ClassesPane {
         "path.ls(); get_image_files(path)".into()
     }
 
-    fn on_output(&mut self, output: Output, picker: &Picker) {
+    fn on_output(&mut self, output: Output, images: &ImageMaker) {
         let Output::Classes(ClassesInfo { classes, thumbnails, unreadable, empty_classes }) = output else { return };
         self.thumbnails = classes
             .iter()
             .zip(thumbnails)
-            .filter_map(|(class, image)| Some(Tile::new(picker, image?, class.name.clone())))
+            .filter_map(|(class, image)| Some(images.tile(image?, class.name.clone())))
             .collect();
         self.notes.clear();
         if unreadable > 0 {
-            self.notes.push(format!("{unreadable} unreadable file(s) skipped (`mednist classes` lists them)"));
+            self.notes.push(format!("{unreadable} unreadable file(s) skipped: `mednist classes` names them"));
         }
         if !empty_classes.is_empty() {
             let names: Vec<&str> = empty_classes.iter().map(|c| c.name.as_str()).collect();
@@ -66,12 +65,17 @@ impl Pane for ClassesPane {
         self.classes = classes;
     }
 
+    fn tiles_mut(&mut self) -> &mut [Tile] {
+        &mut self.thumbnails
+    }
+
     fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {
         if self.classes.is_empty() {
             return;
         }
         let total: usize = self.classes.iter().map(|c| c.images).sum();
-        let mut summary = vec![Line::raw(format!("{} classes, {} images", self.classes.len(), HumanCount(total as u64)))];
+        let mut summary =
+            vec![Line::raw(format!("{} classes, {} images", self.classes.len(), HumanCount(total as u64)))];
         summary.extend(self.notes.iter().map(|note| Line::styled(note.clone(), theme.warning())));
         // The chart gets a line per class, the thumbnails what is left (at least 4 lines).
         let chart_height = (self.classes.len() as u16).min(area.height.saturating_sub(summary.len() as u16 + 5));

@@ -5,13 +5,13 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Wrap};
-use ratatui_image::picker::Picker;
 
 use super::{Cell, Pane, PaneId};
 use crate::data::fetch::{DatasetInfo, FetchRequest, Source};
 use crate::tui::form::{Field, Form};
 use crate::tui::jobs::{JobRequest, Output};
 use crate::tui::theme::Theme;
+use crate::tui::widgets::ImageMaker;
 
 const SOURCE: usize = 0;
 const LOCATION: usize = 1;
@@ -29,7 +29,11 @@ impl Default for FetchPane {
         Self {
             cell: Cell::default(),
             form: Form::new(vec![
-                Field::choice("source", &["lesson sample (built in)", "full MedNIST (download)", "URL or path"], LESSON),
+                Field::choice(
+                    "source",
+                    &["lesson sample (built in)", "full MedNIST (download)", "URL or path"],
+                    LESSON,
+                ),
                 Field::text("URL or path", "", check_location, None),
             ]),
             fetched: None,
@@ -88,7 +92,7 @@ impl Pane for FetchPane {
         }
     }
 
-    fn on_output(&mut self, output: Output, _picker: &Picker) {
+    fn on_output(&mut self, output: Output, _images: &ImageMaker) {
         if let Output::Fetched(info) = output {
             self.fetched = Some(info);
         }

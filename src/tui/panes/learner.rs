@@ -6,7 +6,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
-use ratatui_image::picker::Picker;
 
 use super::{Cell, Pane, PaneId};
 use crate::learn::learner::LearnerSettings;
@@ -15,6 +14,7 @@ use crate::model::Arch;
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{JobRequest, LearnerInfo, Output};
 use crate::tui::theme::Theme;
+use crate::tui::widgets::ImageMaker;
 
 const ARCH: usize = 0;
 const START: usize = 1;
@@ -51,7 +51,10 @@ impl LearnerPane {
             arch: Some(Arch::ALL[self.form.choice(ARCH)]),
             fresh: self.form.choice(START) == 1,
             image_size: self.form.number(IMAGE_SIZE) as usize,
-            settings: LearnerSettings { batch_size: self.form.number(BATCH_SIZE) as usize, ..LearnerSettings::default() },
+            settings: LearnerSettings {
+                batch_size: self.form.number(BATCH_SIZE) as usize,
+                ..LearnerSettings::default()
+            },
             ..OpenOptions::default()
         }
     }
@@ -93,7 +96,7 @@ impl Pane for LearnerPane {
         format!("learn = vision_learner(dls, {arch}, metrics=error_rate){load}")
     }
 
-    fn on_output(&mut self, output: Output, _picker: &Picker) {
+    fn on_output(&mut self, output: Output, _images: &ImageMaker) {
         if let Output::Learner(info) = output {
             self.info = Some(info);
         }
@@ -101,13 +104,19 @@ impl Pane for LearnerPane {
 
     fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {
         let Some(info) = &self.info else { return };
-        let row = |key: &str, value: String| Line::from(vec![Span::styled(format!("{key:<14}"), theme.dim()), Span::raw(value)]);
+        let row = |key: &str, value: String| {
+            Line::from(vec![Span::styled(format!("{key:<14}"), theme.dim()), Span::raw(value)])
+        };
         let lines = vec![
             row("model", format!("{} with fastai's head", info.arch)),
             row("parameters", HumanCount(info.parameters as u64).to_string()),
             row(
                 "frozen",
-                if info.frozen { "yes: only the head and BatchNorm train".into() } else { "no: every layer trains".into() },
+                if info.frozen {
+                    "yes: only the head and BatchNorm train".into()
+                } else {
+                    "no: every layer trains".into()
+                },
             ),
             row(
                 "trained",

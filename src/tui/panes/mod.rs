@@ -15,11 +15,11 @@ use std::time::Instant;
 use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui_image::picker::Picker;
 
 use super::form::Form;
 use super::jobs::{Outcome, Output};
 use super::theme::Theme;
+use super::widgets::{ImageMaker, Tile};
 use crate::event::{Event, Level, Stage};
 
 /// The notebook's steps, in order; the number keys 1-9 select them.
@@ -203,7 +203,12 @@ pub trait Pane {
     /// A library event of this pane's running step (the [`Cell`] has already taken its share).
     fn on_event(&mut self, _event: &Event) {}
 
-    fn on_output(&mut self, _output: Output, _picker: &Picker) {}
+    fn on_output(&mut self, _output: Output, _images: &ImageMaker) {}
+
+    /// The pane's images, to hand them back when encoded.
+    fn tiles_mut(&mut self) -> &mut [Tile] {
+        &mut []
+    }
 
     /// The step's output, below the settings.
     fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme);

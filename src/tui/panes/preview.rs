@@ -5,13 +5,12 @@ use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
-use ratatui_image::picker::Picker;
 
 use super::{Cell, Pane, PaneId, PaneKey};
 use crate::tui::form::{Field, Form};
 use crate::tui::jobs::{JobRequest, Output, PreviewInfo, PreviewView};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::{Tile, tile_grid};
+use crate::tui::widgets::{ImageMaker, Tile, tile_grid};
 
 const VIEW: usize = 0;
 const COLUMNS: usize = 3;
@@ -92,11 +91,15 @@ impl Pane for PreviewPane {
         }
     }
 
-    fn on_output(&mut self, output: Output, picker: &Picker) {
+    fn on_output(&mut self, output: Output, images: &ImageMaker) {
         if let Output::Preview(PreviewInfo { view, seed, tiles }) = output {
-            self.tiles = tiles.into_iter().map(|(image, caption)| Tile::new(picker, image, caption)).collect();
+            self.tiles = tiles.into_iter().map(|(image, caption)| images.tile(image, caption)).collect();
             self.shown = Some((view, seed));
         }
+    }
+
+    fn tiles_mut(&mut self) -> &mut [Tile] {
+        &mut self.tiles
     }
 
     fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {
@@ -106,7 +109,7 @@ impl Pane for PreviewPane {
             PreviewView::Augmentations => "one image under random augmentations",
         };
         let [caption_area, grid_area] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
-        frame.render_widget(Line::styled(format!("sample {seed}: {what} (n: new sample)"), theme.dim()), caption_area);
+        frame.render_widget(Line::styled(format!("sample {seed}: {what}"), theme.dim()), caption_area);
         tile_grid(frame, grid_area, &mut self.tiles, COLUMNS, theme);
     }
 }

@@ -5,11 +5,11 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
-use ratatui_image::picker::Picker;
 
 use super::{Cell, Pane, PaneId};
 use crate::tui::jobs::{Output, SetupInfo};
 use crate::tui::theme::Theme;
+use crate::tui::widgets::ImageMaker;
 
 #[derive(Default)]
 pub struct SetupPane {
@@ -37,10 +37,10 @@ impl Pane for SetupPane {
     }
 
     fn code(&self) -> String {
-        "import fastai, torch; torch.cuda.is_available()".into()
+        "import torch; torch.cuda.is_available()".into()
     }
 
-    fn on_output(&mut self, output: Output, _picker: &Picker) {
+    fn on_output(&mut self, output: Output, _images: &ImageMaker) {
         if let Output::Setup(info) = output {
             self.info = Some(*info);
         }
@@ -70,15 +70,18 @@ impl Pane for SetupPane {
             rows.push(("note", note.clone()));
         }
         rows.push(("workspace", system.workspace.display().to_string()));
-        rows.push(("dataset", match &info.dataset {
-            Some(dataset) => format!(
-                "{} images in {} classes, from {}",
-                HumanCount(dataset.images()),
-                dataset.classes.len(),
-                dataset.source
-            ),
-            None => "none yet: fetch one in step 2".into(),
-        }));
+        rows.push((
+            "dataset",
+            match &info.dataset {
+                Some(dataset) => format!(
+                    "{} images in {} classes, from {}",
+                    HumanCount(dataset.images()),
+                    dataset.classes.len(),
+                    dataset.source
+                ),
+                None => "none yet: fetch one in step 2".into(),
+            },
+        ));
         let lines: Vec<Line> = rows
             .into_iter()
             .map(|(key, value)| Line::from(vec![Span::styled(format!("{key:<14}"), theme.dim()), Span::raw(value)]))

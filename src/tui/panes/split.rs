@@ -4,13 +4,13 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Row, Table};
-use ratatui_image::picker::Picker;
 
 use super::{Cell, Pane, PaneId};
 use crate::data::split::{ClassCounts, SplitOptions};
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{JobRequest, Output, SplitInfo};
 use crate::tui::theme::Theme;
+use crate::tui::widgets::ImageMaker;
 
 const VALID_PERCENT: usize = 0;
 const SEED: usize = 1;
@@ -82,7 +82,7 @@ impl Pane for SplitPane {
         format!("splitter = RandomSplitter(valid_pct={}, seed={})", options.valid_pct, options.seed)
     }
 
-    fn on_output(&mut self, output: Output, _picker: &Picker) {
+    fn on_output(&mut self, output: Output, _images: &ImageMaker) {
         if let Output::Split(info) = output {
             self.split = Some(info);
         }
@@ -115,9 +115,9 @@ impl Pane for SplitPane {
         frame.render_widget(
             Line::styled(
                 format!(
-                    "Seed {}, {}% held out {how}; recorded in split.json",
-                    split.options.seed,
-                    (split.options.valid_pct * 100.0).round()
+                    "{}% held out {how}, seed {}: in split.json",
+                    (split.options.valid_pct * 100.0).round(),
+                    split.options.seed
                 ),
                 theme.dim(),
             ),

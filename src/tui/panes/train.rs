@@ -2,12 +2,12 @@
 //! per epoch, the chart shows the training loss per batch and the validation loss per epoch.
 //! Running it again continues the same learner; Esc stops after the current batch.
 
+use indicatif::HumanCount;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::symbols::Marker;
 use ratatui::text::Line;
-use ratatui::widgets::{Axis, Chart, Dataset, Gauge, GraphType, LegendPosition, Paragraph};
-use ratatui_image::picker::Picker;
+use ratatui::widgets::{Axis, Chart, Dataset, Gauge, GraphType, LegendPosition, Paragraph, Wrap};
 
 use super::{Cell, Pane, PaneId, Status};
 use crate::cli::train::{format_duration, format_row, header};
@@ -17,6 +17,7 @@ use crate::learn::schedule::MaxLr;
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{JobRequest, Output};
 use crate::tui::theme::Theme;
+use crate::tui::widgets::ImageMaker;
 
 const EPOCHS: usize = 0;
 const MAX_LR: usize = 1;
@@ -88,18 +89,19 @@ impl TrainPane {
         cycle_end.max(self.rows.len()).max(1) as f64
     }
 
-    fn summary(&self) -> Option<Line<'static>> {
+    fn summary(&self) -> Option<String> {
         let start = self.start.as_ref()?;
-        let lrs: Vec<String> = start.max_lrs.iter().map(|lr| format!("{lr:.0e}")).collect();
-        Some(Line::raw(format!(
+        let mut lrs: Vec<String> = start.max_lrs.iter().map(|lr| format!("{lr:.0e}")).collect();
+        lrs.dedup();
+        Some(format!(
             "{} on {}: {} train / {} valid images, {} batches per epoch, max_lr {}",
             start.arch,
             start.device,
-            start.train_images,
-            start.valid_images,
+            HumanCount(start.train_images as u64),
+            HumanCount(start.valid_images as u64),
             start.batches_per_epoch,
-            lrs.join(" / ")
-        )))
+            lrs.join(" to ")
+        ))
     }
 
     fn render_batch_gauge(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
@@ -115,7 +117,10 @@ impl TrainPane {
             format_duration(eta)
         );
         let ratio = (batch.batch as f64 / batch.batches.max(1) as f64).clamp(0.0, 1.0);
-        frame.render_widget(Gauge::default().ratio(ratio).label(label).gauge_style(theme.gauge()).use_unicode(true), area);
+        frame.render_widget(
+            Gauge::default().ratio(ratio).label(label).gauge_style(theme.gauge()).use_unicode(true),
+            area,
+        );
     }
 
     fn render_table(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
@@ -212,7 +217,7 @@ impl Pane for TrainPane {
         }
     }
 
-    fn on_output(&mut self, output: Output, _picker: &Picker) {
+    fn on_output(&mut self, output: Output, _images: &ImageMaker) {
         if let Output::TrainHistory(rows) = output {
             // Batches after the last finished epoch (an interrupted one) are trained again.
             let finished = rows.len() as f64;
@@ -224,19 +229,21 @@ impl Pane for TrainPane {
     fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {
         let Some(summary) = self.summary() else { return };
         let training = self.cell.status == Status::Running && self.cell.stage.is_none() && self.last_batch.is_some();
+        let summary_height = if summary.chars().count() > area.width as usize { 2 } else { 1 };
         let [summary_area, gauge_area, _, rest] = Layout::vertical([
-            Constraint::Length(1),
+            Constraint::Length(summary_height),
             Constraint::Length(u16::from(training)),
             Constraint::Length(1),
             Constraint::Fill(1),
         ])
         .areas(area);
-        frame.render_widget(Paragraph::new(summary).style(theme.dim()), summary_area);
+        frame.render_widget(Paragraph::new(summary).style(theme.dim()).wrap(Wrap { trim: true }), summary_area);
         if training {
             self.render_batch_gauge(frame, gauge_area, theme);
         }
         if rest.width >= SIDE_BY_SIDE_WIDTH {
-            let [table, chart] = Layout::horizontal([Constraint::Length(header().len() as u16 + 2), Constraint::Fill(1)]).areas(rest);
+            let [table, chart] =
+                Layout::horizontal([Constraint::Length(header().len() as u16 + 2), Constraint::Fill(1)]).areas(rest);
             self.render_table(frame, table, theme);
             self.render_chart(frame, chart, theme);
             return;
@@ -244,7 +251,8 @@ impl Pane for TrainPane {
         let wanted = self.rows.len() as u16 + 1;
         let table_height = wanted.min(rest.height.saturating_sub(MIN_CHART_HEIGHT + 1)).max(rest.height.min(2));
         let [table, _, chart] =
-            Layout::vertical([Constraint::Length(table_height), Constraint::Length(1), Constraint::Fill(1)]).areas(rest);
+            Layout::vertical([Constraint::Length(table_height), Constraint::Length(1), Constraint::Fill(1)])
+                .areas(rest);
         self.render_table(frame, table, theme);
         if chart.height >= MIN_CHART_HEIGHT {
             self.render_chart(frame, chart, theme);

@@ -1,0 +1,653 @@
+//! The app without a terminal: keys and made-up job events drive its state, and every pane is
+//! drawn on ratatui's TestBackend and compared with the accepted snapshot (tests/snapshots).
+//! Images are half-blocks; nothing here depends on the clock, the machine or a model.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use image::{GrayImage, Luma};
+use mednist::data::fetch::{ClassFolder, DatasetInfo};
+use mednist::data::scan::ClassSummary;
+use mednist::data::split::{ClassCounts, SplitOptions};
+use mednist::event::{BatchEnd, EpochRow, Event, Level, Stage, TrainStart};
+use mednist::model::Arch;
+use mednist::system::{Cuda, LibTorch, SystemReport};
+use mednist::tui::app::{Action, App, Overlay};
+use mednist::tui::jobs::{
+    ClassesInfo, JobMessage, JobRequest, LearnerInfo, Outcome, Output, PreviewInfo, PreviewView, SetupInfo, SplitInfo,
+};
+use mednist::tui::panes::{PaneId, Status};
+use mednist::tui::theme::Theme;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui_image::picker::Picker;
+
+const CLASSES: [&str; 6] = ["AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT"];
+
+fn app() -> App {
+    App::new(Theme::built_in("dark").unwrap(), Picker::halfblocks())
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn press(app: &mut App, keys: &str) -> Option<Action> {
+    keys.chars().fold(None, |_, c| app.handle_key(key(KeyCode::Char(c))))
+}
+
+fn screen(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| app.render(frame)).unwrap();
+    terminal
+}
+
+fn text(terminal: &Terminal<TestBackend>) -> String {
+    terminal.backend().to_string()
+}
+
+fn event(pane: PaneId, event: Event) -> JobMessage {
+    JobMessage::Event { pane, event }
+}
+
+fn output(pane: PaneId, output: Output) -> JobMessage {
+    JobMessage::Output { pane, output }
+}
+
+fn finished(pane: PaneId, outcome: Outcome) -> JobMessage {
+    JobMessage::Finished { pane, outcome }
+}
+
+/// Runs step `id` from the keyboard and feeds it `messages` as if from its job.
+fn run(app: &mut App, id: PaneId, messages: Vec<JobMessage>) {
+    press(app, &id.number().to_string());
+    let action = app.handle_key(key(KeyCode::Enter));
+    assert!(matches!(action, Some(Action::Run(ref request)) if request.pane() == id), "{action:?}");
+    let now = Instant::now();
+    for message in messages {
+        app.apply(message, now);
+    }
+}
+
+/// A 64x64 test card: a diagonal gradient with a bright disc whose place depends on `seed`.
+fn image(seed: u32) -> GrayImage {
+    GrayImage::from_fn(64, 64, |x, y| {
+        let (cx, cy) = (16 + (seed * 11) % 32, 16 + (seed * 7) % 32);
+        let inside = (x as i32 - cx as i32).pow(2) + (y as i32 - cy as i32).pow(2) < 100;
+        Luma([if inside { 255 } else { ((x + y) * 2) as u8 }])
+    })
+}
+
+fn setup_info() -> SetupInfo {
+    SetupInfo {
+        system: SystemReport {
+            mednist_version: "0.1.0",
+            burn_version: "0.22.1",
+            libtorch: LibTorch { version: Some("2.9.0+cu128".into()), lib_dir: None, error: None },
+            cuda: Cuda { available: false, cudnn: false, devices: Vec::new(), note: None },
+            cpu_threads: Some(2),
+            logical_cpus: 2,
+            workspace: PathBuf::from("/home/user/.local/share/mednist"),
+        },
+        dataset: Some(lesson_dataset()),
+    }
+}
+
+fn lesson_dataset() -> DatasetInfo {
+    DatasetInfo {
+        source: "the embedded lesson sample".into(),
+        checksum: None,
+        files: 1800,
+        bytes: 4_200_000,
+        classes: CLASSES.iter().map(|name| ClassFolder { name: name.to_string(), files: 300 }).collect(),
+        fetched_at_unix_s: 0,
+    }
+}
+
+fn classes_info() -> ClassesInfo {
+    let summary = |(i, name): (usize, &&str)| ClassSummary {
+        name: name.to_string(),
+        images: 300 - 20 * i,
+        formats: BTreeMap::from([("jpeg".to_string(), 300 - 20 * i)]),
+        sizes: BTreeMap::from([("64x64".to_string(), 300 - 20 * i)]),
+        modes: BTreeMap::from([("gray8".to_string(), 300 - 20 * i)]),
+    };
+    ClassesInfo {
+        classes: CLASSES.iter().enumerate().map(summary).collect(),
+        thumbnails: (0..CLASSES.len() as u32).map(|i| Some(image(i))).collect(),
+        unreadable: 1,
+        empty_classes: Vec::new(),
+    }
+}
+
+fn split_info() -> SplitInfo {
+    SplitInfo {
+        options: SplitOptions::default(),
+        classes: CLASSES.iter().map(|c| c.to_string()).collect(),
+        counts: (0..6).map(|i| ClassCounts { train: 240 + i, valid: 60 - i }).collect(),
+    }
+}
+
+fn learner_info() -> LearnerInfo {
+    LearnerInfo {
+        arch: Arch::Resnet34,
+        parameters: 21_813_622,
+        frozen: false,
+        epochs_done: 0,
+        resumed: false,
+        device: "cpu (2 threads)".into(),
+        image_size: 64,
+        batch_size: 64,
+        train_images: 1440,
+        valid_images: 360,
+    }
+}
+
+fn train_start(first_epoch: usize, cycle_epochs: usize) -> Event {
+    Event::TrainStarted(TrainStart {
+        arch: "resnet34".into(),
+        device: "cpu (2 threads)".into(),
+        classes: CLASSES.iter().map(|c| c.to_string()).collect(),
+        first_epoch,
+        cycle_epochs,
+        cycle_epochs_done: 0,
+        batches_per_epoch: 4,
+        train_images: 1440,
+        valid_images: 360,
+        max_lrs: vec![1e-3, 1e-3],
+    })
+}
+
+fn batch(epoch: usize, batch: usize, loss: f64) -> Event {
+    Event::Batch(BatchEnd { epoch, batch, batches: 4, loss, smooth_loss: loss, lr: 1e-3, seconds: 2.5 * batch as f64 })
+}
+
+fn epoch_row(epoch: usize, valid_loss: f64) -> Event {
+    Event::Epoch(EpochRow {
+        epoch,
+        train_loss: 1.0 / (epoch + 1) as f64,
+        valid_loss,
+        error_rate: valid_loss / 10.0,
+        accuracy: 1.0 - valid_loss / 10.0,
+        seconds: 12.0,
+        train_images_per_second: 120.0,
+    })
+}
+
+/// One epoch of four batches and its row.
+fn epoch_events(epoch: usize, valid_loss: f64) -> Vec<JobMessage> {
+    let mut events: Vec<JobMessage> =
+        (1..=4).map(|b| event(PaneId::Train, batch(epoch, b, 1.5 / (epoch * 4 + b) as f64))).collect();
+    events.push(event(PaneId::Train, epoch_row(epoch, valid_loss)));
+    events
+}
+
+// Snapshots of every pane at 80x24 (the smallest supported terminal).
+
+#[test]
+fn setup_pane() {
+    let mut app = app();
+    run(
+        &mut app,
+        PaneId::Setup,
+        vec![output(PaneId::Setup, Output::Setup(Box::new(setup_info()))), finished(PaneId::Setup, Outcome::Done)],
+    );
+    insta::assert_snapshot!(screen(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn fetch_pane_downloading() {
+    let mut app = app();
+    press(&mut app, "2");
+    app.handle_key(key(KeyCode::Right));
+    assert!(matches!(app.handle_key(key(KeyCode::Enter)), Some(Action::Run(JobRequest::Fetch(_)))));
+    let start = Instant::now();
+    let total = Some(60_000_000);
+    app.apply(event(PaneId::Fetch, Event::StageStarted { stage: Stage::Download, total }), start);
+    app.apply(
+        event(PaneId::Fetch, Event::Progress { stage: Stage::Download, done: 12_000_000, total }),
+        start + Duration::from_secs(3),
+    );
+    app.apply(
+        event(PaneId::Fetch, Event::Log { level: Level::Warn, message: "download resumed at 4.0 MB".into() }),
+        start,
+    );
+    let terminal = screen(&mut app, 80, 24);
+    // 12 MB in 3 s: 4 MB/s, and 48 MB to go take 12 s.
+    assert!(text(&terminal).contains("ETA 00:12"), "{}", text(&terminal));
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn fetch_pane_done() {
+    let mut app = app();
+    run(
+        &mut app,
+        PaneId::Fetch,
+        vec![output(PaneId::Fetch, Output::Fetched(lesson_dataset())), finished(PaneId::Fetch, Outcome::Done)],
+    );
+    insta::assert_snapshot!(screen(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn classes_pane() {
+    let mut app = app();
+    run(
+        &mut app,
+        PaneId::Classes,
+        vec![output(PaneId::Classes, Output::Classes(classes_info())), finished(PaneId::Classes, Outcome::Done)],
+    );
+    insta::assert_snapshot!(screen(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn split_pane() {
+    let mut app = app();
+    run(
+        &mut app,
+        PaneId::Split,
+        vec![output(PaneId::Split, Output::Split(split_info())), finished(PaneId::Split, Outcome::Done)],
+    );
+    insta::assert_snapshot!(screen(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn preview_pane() {
+    let mut app = app();
+    let tiles = (0..9).map(|i| (image(i), CLASSES[i as usize % 6].to_string())).collect();
+    run(
+        &mut app,
+        PaneId::Preview,
+        vec![
+            output(PaneId::Preview, Output::Preview(PreviewInfo { view: PreviewView::Batch, seed: 0, tiles })),
+            finished(PaneId::Preview, Outcome::Done),
+        ],
+    );
+    insta::assert_snapshot!(screen(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn images_are_encoded_off_the_ui_thread_and_drawn_once_back() {
+    let preview = || {
+        let tiles = (0..9).map(|i| (image(i), CLASSES[i as usize % 6].to_string())).collect();
+        output(PaneId::Preview, Output::Preview(PreviewInfo { view: PreviewView::Batch, seed: 0, tiles }))
+    };
+    let mut inline = app();
+    run(&mut inline, PaneId::Preview, vec![preview()]);
+    let mut threaded = app();
+    let (done, mut encoded) = tokio::sync::mpsc::unbounded_channel();
+    threaded.encode_images_on_worker(done).unwrap();
+    run(&mut threaded, PaneId::Preview, vec![preview()]);
+
+    let before = text(&screen(&mut threaded, 80, 24));
+    assert!(!before.contains(['▀', '▄']), "drawn before it was encoded:\n{before}");
+    for _ in 0..9 {
+        threaded.image_encoded(encoded.blocking_recv().unwrap());
+    }
+    assert_eq!(screen(&mut threaded, 80, 24).backend().buffer(), screen(&mut inline, 80, 24).backend().buffer());
+    assert!(encoded.try_recv().is_err(), "a drawn image is not encoded again");
+}
+
+#[test]
+fn learner_pane() {
+    let mut app = app();
+    run(
+        &mut app,
+        PaneId::Learner,
+        vec![output(PaneId::Learner, Output::Learner(learner_info())), finished(PaneId::Learner, Outcome::Done)],
+    );
+    insta::assert_snapshot!(screen(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn train_pane_running() {
+    let mut app = app();
+    let mut messages =
+        vec![output(PaneId::Train, Output::TrainHistory(Vec::new())), event(PaneId::Train, train_start(0, 3))];
+    messages.extend(epoch_events(0, 0.9));
+    messages.extend(epoch_events(1, 0.5));
+    messages.push(event(PaneId::Train, batch(2, 1, 0.2)));
+    run(&mut app, PaneId::Train, messages);
+    insta::assert_snapshot!(screen(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn train_pane_wide_puts_table_and_chart_side_by_side() {
+    let mut app = app();
+    let mut messages = vec![event(PaneId::Train, train_start(0, 3))];
+    messages.extend(epoch_events(0, 0.9));
+    messages.extend(epoch_events(1, 0.5));
+    messages.push(finished(PaneId::Train, Outcome::Cancelled));
+    run(&mut app, PaneId::Train, messages);
+    insta::assert_snapshot!(screen(&mut app, 140, 30).backend());
+}
+
+#[test]
+fn coming_pane() {
+    let mut app = app();
+    press(&mut app, "8");
+    app.handle_key(key(KeyCode::Enter));
+    assert!(app.notice().unwrap().contains("later version"));
+    insta::assert_snapshot!(screen(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn help_overlay_lists_every_key() {
+    let mut app = app();
+    press(&mut app, "?");
+    assert_eq!(app.overlay(), Some(Overlay::Help));
+    let terminal = screen(&mut app, 80, 24);
+    for key in ["1-9", "Enter", "Esc", "Tab", "← →", "e ", "n ", "?", "q ", "Ctrl-C"] {
+        assert!(text(&terminal).contains(key), "help lacks {key:?}");
+    }
+    insta::assert_snapshot!(terminal.backend());
+    app.handle_key(key(KeyCode::Esc));
+    assert_eq!(app.overlay(), None);
+}
+
+// The update logic, driven by keys and made-up events.
+
+#[test]
+fn number_keys_switch_panes_and_enter_runs_the_shown_one() {
+    let mut app = app();
+    assert_eq!(app.active(), PaneId::Setup);
+    for id in PaneId::ALL {
+        press(&mut app, &id.number().to_string());
+        assert_eq!(app.active(), id);
+    }
+    press(&mut app, "3");
+    assert!(matches!(app.handle_key(key(KeyCode::Enter)), Some(Action::Run(JobRequest::Classes))));
+    assert_eq!(app.running(), Some(PaneId::Classes));
+    assert_eq!(app.panes.get(PaneId::Classes).cell().execution, Some(1));
+}
+
+#[test]
+fn run_counters_count_app_wide_and_reruns_take_a_new_number() {
+    let mut app = app();
+    for (id, expected) in [(PaneId::Setup, 1), (PaneId::Classes, 2), (PaneId::Setup, 3)] {
+        run(&mut app, id, vec![finished(id, Outcome::Done)]);
+        assert_eq!(app.panes.get(id).cell().execution, Some(expected));
+        assert_eq!(app.panes.get(id).cell().status, Status::Done);
+    }
+    let sidebar = text(&screen(&mut app, 80, 24));
+    assert!(sidebar.contains("1 Setup") && sidebar.contains("[3]✓"), "{sidebar}");
+    assert!(sidebar.contains("[2]✓"), "{sidebar}");
+}
+
+#[test]
+fn settings_change_with_arrows_and_typing_and_reach_the_request() {
+    let mut app = app();
+    press(&mut app, "4");
+    app.handle_key(key(KeyCode::Right)); // valid % 20 -> 25
+    app.handle_key(key(KeyCode::Down));
+    press(&mut app, "e"); // seed: type 7 over 42
+    app.handle_key(key(KeyCode::Backspace));
+    app.handle_key(key(KeyCode::Backspace));
+    press(&mut app, "7");
+    assert_eq!(app.active(), PaneId::Split, "digits typed into a field do not switch panes");
+    app.handle_key(key(KeyCode::Enter));
+    app.handle_key(key(KeyCode::Down));
+    app.handle_key(key(KeyCode::Right)); // stratify
+    let Some(Action::Run(JobRequest::Split(options))) = app.handle_key(key(KeyCode::Enter)) else { panic!("no split") };
+    assert_eq!(options, SplitOptions { valid_pct: 0.25, seed: 7, stratify: true });
+}
+
+#[test]
+fn a_bad_typed_value_is_refused_with_the_reason_and_esc_keeps_the_old_one() {
+    let mut app = app();
+    press(&mut app, "7");
+    app.handle_key(key(KeyCode::Down)); // max_lr
+    press(&mut app, "e");
+    for _ in 0.."1e-3".len() {
+        app.handle_key(key(KeyCode::Backspace));
+    }
+    press(&mut app, "fast");
+    app.handle_key(key(KeyCode::Enter));
+    let shown = text(&screen(&mut app, 80, 24));
+    assert!(shown.contains("max_lr: 'fast' is not a positive learning rate"), "{shown}");
+    app.handle_key(key(KeyCode::Esc));
+    let Some(Action::Run(JobRequest::Train { max_lr, epochs, .. })) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("no training")
+    };
+    assert_eq!((max_lr.to_string(), epochs), ("1e-3".to_string(), 3));
+}
+
+#[test]
+fn the_learner_settings_feed_the_training_request() {
+    let mut app = app();
+    press(&mut app, "6");
+    app.handle_key(key(KeyCode::Left)); // resnet34 -> resnet18
+    app.handle_key(key(KeyCode::Down));
+    app.handle_key(key(KeyCode::Down));
+    app.handle_key(key(KeyCode::Left)); // batch size 64 -> 32
+    press(&mut app, "7");
+    app.handle_key(key(KeyCode::Left)); // 3 -> 2 epochs
+    app.handle_key(key(KeyCode::Down));
+    app.handle_key(key(KeyCode::Right)); // max_lr 1e-3 -> 2e-3
+    let Some(Action::Run(JobRequest::Train { open, epochs, max_lr })) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("no training")
+    };
+    assert_eq!((open.arch, open.fresh, open.settings.batch_size), (Some(Arch::Resnet18), false, 32));
+    assert_eq!((epochs, max_lr.to_string()), (2, "2e-3".to_string()));
+}
+
+#[test]
+fn one_step_runs_at_a_time() {
+    let mut app = app();
+    run(&mut app, PaneId::Setup, Vec::new());
+    press(&mut app, "3");
+    assert!(app.handle_key(key(KeyCode::Enter)).is_none());
+    assert!(app.notice().unwrap().contains("Setup is running"), "{:?}", app.notice());
+    assert_eq!(app.panes.get(PaneId::Classes).cell().status, Status::NotRun);
+}
+
+#[test]
+fn the_training_table_and_chart_grow_as_events_arrive() {
+    let mut app = app();
+    run(
+        &mut app,
+        PaneId::Train,
+        vec![output(PaneId::Train, Output::TrainHistory(Vec::new())), event(PaneId::Train, train_start(0, 2))],
+    );
+    let now = Instant::now();
+    let train = |app: &App| (app.panes.train.rows().len(), app.panes.train.batch_losses().len());
+    assert_eq!(train(&app), (0, 0));
+    for (index, message) in epoch_events(0, 0.8).into_iter().enumerate() {
+        app.apply(message, now);
+        assert_eq!(train(&app), (usize::from(index == 4), (index + 1).min(4)));
+    }
+    for message in epoch_events(1, 0.4) {
+        app.apply(message, now);
+    }
+    assert_eq!(train(&app), (2, 8));
+    let shown = text(&screen(&mut app, 80, 24));
+    assert!(shown.contains("epoch  train_loss  valid_loss  error_rate   time"), "{shown}");
+    assert!(shown.contains("    1    0.500000    0.400000    0.040000  00:12"), "{shown}");
+    app.apply(event(PaneId::Train, Event::TrainFinished { epochs: 2 }), now);
+    app.apply(finished(PaneId::Train, Outcome::Done), now);
+    assert_eq!(app.panes.get(PaneId::Train).cell().status, Status::Done);
+}
+
+#[test]
+fn running_training_again_continues_the_table_and_drops_the_interrupted_epoch() {
+    let mut app = app();
+    let mut messages = vec![event(PaneId::Train, train_start(0, 2))];
+    messages.extend(epoch_events(0, 0.8));
+    messages.push(event(PaneId::Train, batch(1, 1, 0.3)));
+    messages.push(event(PaneId::Train, Event::TrainCancelled { completed_epochs: 1 }));
+    messages.push(finished(PaneId::Train, Outcome::Cancelled));
+    run(&mut app, PaneId::Train, messages);
+    assert_eq!(app.panes.get(PaneId::Train).cell().status, Status::Cancelled);
+    assert_eq!(app.panes.train.batch_losses().len(), 5);
+
+    let history = match epoch_row(0, 0.8) {
+        Event::Epoch(row) => vec![row],
+        _ => unreachable!(),
+    };
+    run(
+        &mut app,
+        PaneId::Train,
+        vec![output(PaneId::Train, Output::TrainHistory(history)), event(PaneId::Train, train_start(1, 2))],
+    );
+    assert_eq!(app.panes.train.rows().len(), 1);
+    assert_eq!(app.panes.train.batch_losses().len(), 4, "the interrupted epoch's batch is trained again");
+    app.apply(event(PaneId::Train, batch(1, 1, 0.25)), Instant::now());
+    assert_eq!(app.panes.train.batch_losses().len(), 5);
+}
+
+#[test]
+fn a_failure_shows_in_its_pane_and_the_sidebar() {
+    let mut app = app();
+    let message = "the training loss became NaN at epoch 0, batch 3: try a smaller --max-lr";
+    let mut messages = vec![event(PaneId::Train, train_start(0, 1))];
+    messages.push(event(PaneId::Train, batch(0, 1, 0.9)));
+    messages.push(finished(PaneId::Train, Outcome::Failed(message.into())));
+    run(&mut app, PaneId::Train, messages);
+    assert_eq!(app.panes.get(PaneId::Train).cell().status, Status::Failed(message.into()));
+    assert_eq!(app.running(), None);
+    let terminal = screen(&mut app, 80, 24);
+    let shown = text(&terminal);
+    assert!(
+        shown.contains("the training loss became NaN") && shown.contains("failed") && shown.contains("[1]✗"),
+        "{shown}"
+    );
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn esc_stops_the_running_step() {
+    let mut app = app();
+    run(&mut app, PaneId::Fetch, Vec::new());
+    press(&mut app, "1");
+    assert!(matches!(app.handle_key(key(KeyCode::Esc)), Some(Action::Cancel)), "Esc works from any pane");
+    app.apply(finished(PaneId::Fetch, Outcome::Cancelled), Instant::now());
+    assert_eq!(app.panes.get(PaneId::Fetch).cell().status, Status::Cancelled);
+    assert!(app.handle_key(key(KeyCode::Esc)).is_none(), "nothing left to stop");
+}
+
+#[test]
+fn quitting_asks_first_while_a_step_runs_and_waits_for_it_to_stop() {
+    let mut app = app();
+    run(&mut app, PaneId::Train, Vec::new());
+    assert!(press(&mut app, "q").is_none());
+    assert_eq!(app.overlay(), Some(Overlay::ConfirmQuit));
+    insta::assert_snapshot!(screen(&mut app, 80, 24).backend());
+    assert!(press(&mut app, "n").is_none(), "n keeps going");
+    assert_eq!(app.overlay(), None);
+    press(&mut app, "q");
+    assert!(matches!(press(&mut app, "y"), Some(Action::Cancel)));
+    assert!(!app.should_exit(), "training still finishing its batch");
+    assert!(press(&mut app, "3").is_none(), "keys wait while stopping");
+    app.apply(finished(PaneId::Train, Outcome::Cancelled), Instant::now());
+    assert!(app.should_exit());
+}
+
+#[test]
+fn q_quits_at_once_when_idle_and_ctrl_c_always() {
+    let mut app = app();
+    assert!(matches!(press(&mut app, "q"), Some(Action::Quit)));
+    run(&mut app, PaneId::Train, Vec::new());
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert!(matches!(app.handle_key(ctrl_c), Some(Action::Quit)));
+}
+
+#[test]
+fn preview_n_draws_a_new_sample_each_time() {
+    let mut app = app();
+    press(&mut app, "5");
+    let mut seeds = Vec::new();
+    for _ in 0..2 {
+        let Some(Action::Run(JobRequest::Preview { view, seed })) = press(&mut app, "n") else { panic!("no preview") };
+        assert_eq!(view, PreviewView::Batch);
+        seeds.push(seed);
+        app.apply(finished(PaneId::Preview, Outcome::Done), Instant::now());
+    }
+    assert_ne!(seeds[0], seeds[1]);
+    app.handle_key(key(KeyCode::Right));
+    let Some(Action::Run(JobRequest::Preview { view, .. })) = app.handle_key(key(KeyCode::Enter)) else { panic!() };
+    assert_eq!(view, PreviewView::Augmentations);
+}
+
+#[test]
+fn switching_panes_and_resizing_clear_the_screen_once() {
+    let mut app = app();
+    assert!(!app.take_needs_clear());
+    press(&mut app, "5");
+    assert!(app.take_needs_clear(), "old images must not stay behind");
+    assert!(!app.take_needs_clear());
+    press(&mut app, "5");
+    assert!(!app.take_needs_clear(), "same pane, nothing to clear");
+    app.resized();
+    assert!(app.take_needs_clear());
+}
+
+#[test]
+fn progress_rate_and_eta_come_from_the_event_times() {
+    let mut app = app();
+    run(&mut app, PaneId::Classes, Vec::new());
+    let start = Instant::now();
+    let total = Some(1000);
+    app.apply(event(PaneId::Classes, Event::StageStarted { stage: Stage::Scan, total }), start);
+    app.apply(
+        event(PaneId::Classes, Event::Progress { stage: Stage::Scan, done: 250, total }),
+        start + Duration::from_secs(5),
+    );
+    let stage = app.panes.get(PaneId::Classes).cell().stage.clone().unwrap();
+    assert_eq!(stage.rate(), Some(50.0));
+    assert_eq!(stage.eta_seconds(), Some(15.0));
+    let shown = text(&screen(&mut app, 80, 24));
+    assert!(shown.contains("scanning 250 / 1,000 · 50/s · ETA 00:15"), "{shown}");
+    app.apply(event(PaneId::Classes, Event::StageFinished { stage: Stage::Scan }), start);
+    assert!(app.panes.get(PaneId::Classes).cell().stage.is_none());
+}
+
+#[test]
+fn fits_in_80x24_and_survives_tiny_terminals() {
+    let mut app = app();
+    run(&mut app, PaneId::Classes, vec![output(PaneId::Classes, Output::Classes(classes_info()))]);
+    for (width, height) in [(80, 24), (40, 10), (20, 5), (1, 1), (0, 0)] {
+        screen(&mut app, width, height);
+    }
+}
+
+// Themes.
+
+#[test]
+fn a_broken_theme_file_names_the_key() {
+    let dark = mednist::tui::theme::BUILT_IN[0].1;
+    let cases = [
+        (dark.replace("accent = \"cyan\"", "accent = \"blurple\""), "accent", "\"blurple\" is not a colour"),
+        (dark.replace("accent = \"cyan\"\n", ""), "accent", "missing field"),
+        (dark.replace("accent = ", "acent = "), "acent", "unknown field"),
+    ];
+    for (text, key, why) in cases {
+        let error = format!("{:#}", Theme::parse("mine.toml", &text).unwrap_err());
+        assert!(error.contains("mine.toml") && error.contains(key) && error.contains(why), "{error}");
+    }
+}
+
+#[test]
+fn themes_load_by_name_or_path_and_no_color_gives_no_colours() {
+    for name in ["dark", "light", "high-contrast"] {
+        assert_eq!(Theme::load(Some(name), false).unwrap().name, name);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mine.toml");
+    std::fs::write(&file, mednist::tui::theme::BUILT_IN[1].1).unwrap();
+    assert_eq!(
+        Theme::load(Some(file.to_str().unwrap()), true).unwrap(),
+        Theme::parse(&file.display().to_string(), mednist::tui::theme::BUILT_IN[1].1).unwrap()
+    );
+    let error = Theme::load(Some("solarized"), false).unwrap_err().to_string();
+    assert!(error.contains("solarized") && error.contains("dark, light, high-contrast"), "{error}");
+
+    let plain = Theme::load(None, true).unwrap();
+    assert_eq!(plain, Theme::monochrome());
+    assert_eq!(
+        plain.base(),
+        ratatui::style::Style::new().fg(ratatui::style::Color::Reset).bg(ratatui::style::Color::Reset)
+    );
+    assert_eq!(Theme::load(None, false).unwrap().name, "dark");
+}
