@@ -23,7 +23,7 @@ fn gray(width: u32, height: u32) -> DynamicImage {
 }
 
 fn rgb(width: u32, height: u32) -> DynamicImage {
-    DynamicImage::ImageRgb8(ImageBuffer::from_fn(width, height, |x, y| Rgb([x as u8 * 9, y as u8 * 5, 200])))
+    DynamicImage::ImageRgb8(ImageBuffer::from_fn(width, height, |x, y| Rgb([(x * 9) as u8, (y * 5) as u8, 200])))
 }
 
 fn write(root: &Path, relative: &str, bytes: &[u8]) {
@@ -191,7 +191,16 @@ fn classes_reads_the_workspace_dataset_and_prints_tables() {
 
     let alpha = stdout.lines().find(|l| l.starts_with("Alpha")).unwrap();
     let cells: Vec<&str> = alpha.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
-    assert_eq!(cells, ["Alpha", "5", "png (3), jpeg (2)", "20x10 (2), 3x4 (1), 7x5 (1), +1 more", "gray8 (2), gray16 (1), rgb16 (1), rgb8 (1)"]);
+    assert_eq!(
+        cells,
+        [
+            "Alpha",
+            "5",
+            "png (3), jpeg (2)",
+            "20x10 (2), 3x4 (1), 7x5 (1), +1 more",
+            "gray8 (2), gray16 (1), rgb16 (1), rgb8 (1)"
+        ]
+    );
     assert!(stdout.lines().any(|l| l.split_whitespace().eq(["total", "7"])), "{stdout}");
     assert!(stdout.contains("5 unreadable files (skipped)"), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("Alpha/garbage.jpg") && l.ends_with("not an image")), "{stdout}");

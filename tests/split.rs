@@ -120,7 +120,12 @@ fn without_stratify_a_class_left_with_no_training_image_is_named() {
                 kept += 1;
             }
             Err(error) => {
-                assert!(error.to_string().contains(&format!("class Solo has 1 image(s) and would get none for training with valid-pct 0.5 and seed {seed}")), "{error}");
+                assert!(
+                    error.to_string().contains(&format!(
+                        "class Solo has 1 image(s) and would get none for training with valid-pct 0.5 and seed {seed}"
+                    )),
+                    "{error}"
+                );
                 refused += 1;
             }
         }
@@ -147,7 +152,10 @@ fn split_records_the_split_and_reports_counts() {
     let report = run();
     let file = workdir.path().join("split.json");
     assert_eq!(report["file"], file.to_str().unwrap());
-    assert_eq!((report["seed"].clone(), report["valid_pct"].clone(), report["stratify"].clone()), (7.into(), 0.3.into(), true.into()));
+    assert_eq!(
+        (report["seed"].clone(), report["valid_pct"].clone(), report["stratify"].clone()),
+        (7.into(), 0.3.into(), true.into())
+    );
     assert_eq!(report["classes"][0], serde_json::json!({"name": "A", "train": 7, "valid": 3}));
     assert_eq!(report["classes"][2], serde_json::json!({"name": "C", "train": 17, "valid": 6}));
     assert_eq!((report["train"].clone(), report["valid"].clone()), (29.into(), 11.into()));

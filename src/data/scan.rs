@@ -322,7 +322,7 @@ pub fn scan(root: &Path, emit: &dyn Emit, cancel: &CancelToken) -> Result<Datase
                 mode: mode_name(decoded.image.color()),
             });
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if n % PROGRESS_EVERY == 0 {
+            if n.is_multiple_of(PROGRESS_EVERY) {
                 emit.emit(Event::Progress { stage: Stage::Scan, done: n, total: Some(total) });
             }
             Ok(outcome)
