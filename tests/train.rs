@@ -231,3 +231,15 @@ fn the_same_seed_gives_the_same_first_epoch_losses() {
     assert!(!first.is_empty());
     assert_eq!(first, second);
 }
+
+#[test]
+fn training_refuses_a_split_older_than_the_dataset() {
+    let (_dir, workspace) = make_workspace(8);
+    std::fs::copy(
+        workspace.dataset_dir().join("vertical/000.png"),
+        workspace.dataset_dir().join("vertical/new.png"),
+    )
+    .unwrap();
+    let error = TrainData::load(&workspace, SIDE, &|_| {}, &CancelToken::new()).unwrap_err();
+    assert!(format!("{error:#}").contains("run `mednist split` again"), "{error:#}");
+}

@@ -10,7 +10,7 @@ use crate::data::scan;
 use crate::data::split::{self, Split, SplitOptions};
 use crate::event::Emit;
 use crate::job::{CancelToken, Cancelled};
-use crate::workspace::{self, Workspace};
+use crate::workspace::Workspace;
 
 /// Train and valid images as positions in one cache (train first).
 #[derive(Debug, Clone)]
@@ -27,10 +27,11 @@ impl TrainData {
     /// (valid 0.2, seed 42) as `mednist split` would.
     pub fn load(workspace: &Workspace, image_size: usize, emit: &dyn Emit, cancel: &CancelToken) -> Result<Self> {
         let dataset = workspace.require_dataset()?;
+        // The scan tells whether the dataset changed since the split was recorded.
+        let scanned = scan::scan(&dataset, emit, cancel)?;
         let split = if workspace.split_file().exists() {
-            workspace::read_json::<Split>(&workspace.split_file())?
+            split::load_for(workspace, &scanned)?
         } else {
-            let scanned = scan::scan(&dataset, emit, cancel)?;
             let split = split::split(&scanned, &SplitOptions::default())?;
             split.save(workspace)?;
             emit.info(format!(
