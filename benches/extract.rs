@@ -2,7 +2,8 @@
 //! `tar xzf` on the same archive, each into a fresh folder on the same filesystem.
 //!
 //! `cargo bench --bench extract [-- ARCHIVE]` prints each run, the medians of 3 and
-//! their ratio. Runs alternate so that load from other processes hits both alike.
+//! their ratio. Runs alternate so that load from other processes hits both alike. Both
+//! extract into $TMPDIR.
 
 use std::path::Path;
 use std::process::Command;
@@ -23,8 +24,8 @@ fn main() {
         eprintln!("no archive at {}: pass one as `cargo bench --bench extract -- ARCHIVE`", archive.display());
         std::process::exit(1);
     }
-    // Beside the target folder, so both write to the filesystem the workspace would use.
-    let scratch = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("scratch folder");
+    // In $TMPDIR: `TMPDIR=/dev/shm` takes the disk out of the comparison.
+    let scratch = tempfile::tempdir().expect("scratch folder");
     let mut ours = Vec::new();
     let mut tar = Vec::new();
     for run in 1..=RUNS {
@@ -35,6 +36,7 @@ fn main() {
                 .expect("extraction");
         ours.push(start.elapsed());
         println!("run {run}: mednist {:>6.2} s ({} files)", secs(ours[run - 1]), extracted.files);
+        settle(&dest);
 
         let dest = scratch.path().join(format!("tar-{run}"));
         std::fs::create_dir(&dest).expect("tar folder");
@@ -43,6 +45,7 @@ fn main() {
         assert!(status.success(), "tar failed: {status}");
         tar.push(start.elapsed());
         println!("run {run}: tar xzf {:>6.2} s", secs(tar[run - 1]));
+        settle(&dest);
     }
     let (ours, tar) = (median(&mut ours), median(&mut tar));
     println!(
@@ -51,6 +54,13 @@ fn main() {
         secs(tar),
         secs(ours) / secs(tar)
     );
+}
+
+/// Deletes a run's files and flushes the filesystem, so no run pays for the one before.
+fn settle(dest: &Path) {
+    std::fs::remove_dir_all(dest).expect("remove extracted files");
+    let status = Command::new("sync").status().expect("run sync");
+    assert!(status.success(), "sync failed: {status}");
 }
 
 fn median(times: &mut [Duration]) -> Duration {

@@ -562,7 +562,28 @@ fn size_and_count_caps_stop_extraction() {
 }
 
 #[test]
-fn cancelling_keeps_the_old_data() {
+fn cancelling_a_download_keeps_the_part_and_the_old_data() {
+    let server = TestServer::start(vec![("/big.tgz", Route::new(noise(9, 4 << 20)))]);
+    let dir = TempDir::new().unwrap();
+    let seeded = seeded(dir.path());
+    let cancel = CancelToken::new();
+    let cancel_on_progress = |event: Event| {
+        if matches!(event, Event::Progress { done, .. } if done > 0) {
+            cancel.cancel();
+        }
+    };
+    let request = FetchRequest::new(Source::Url(server.url("/big.tgz")), None);
+    let error = fetch(&seeded.ws, &request, &cancel_on_progress, &cancel).unwrap_err();
+    assert!(matches!(error, FetchError::Cancelled), "{error:?}");
+    let parts: Vec<_> = fs::read_dir(seeded.ws.downloads_dir()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(parts.len(), 1);
+    assert!(parts[0].to_string_lossy().ends_with(".part"), "{parts:?}");
+    assert!(fs::metadata(&parts[0]).unwrap().len() < 4 << 20);
+    seeded.assert_intact();
+}
+
+#[test]
+fn cancelling_an_extraction_keeps_the_old_data() {
     let dir = TempDir::new().unwrap();
     let seeded = seeded(dir.path());
     let cancel = CancelToken::new();
@@ -675,4 +696,22 @@ fn an_archive_without_class_folders_is_refused() {
     let error = run_fetch(&seeded.ws, &local(&path)).unwrap_err();
     assert!(matches!(error, FetchError::NoClassFolders { .. }), "{error:?}");
     seeded.assert_intact();
+}
+
+#[test]
+fn wrapping_folders_are_descended_but_a_lone_class_is_kept() {
+    let dir = TempDir::new().unwrap();
+    let ws = Workspace::at(dir.path().join("ws"));
+    let jpeg = || b"jpeg".to_vec();
+    for (name, entries) in [
+        ("wrapped.tar", vec![Entry::File("data/MedNIST/Hand/000000.jpeg", jpeg())]),
+        ("lone.tar", vec![Entry::File("Hand/000000.jpeg", jpeg())]),
+    ] {
+        let path = dir.path().join(name);
+        fs::write(&path, tar(&entries)).unwrap();
+        let info = run_fetch(&ws, &local(&path)).unwrap();
+        let classes: Vec<&str> = info.classes.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(classes, ["Hand"], "{name}");
+        assert!(ws.dataset_dir().join("Hand/000000.jpeg").is_file(), "{name}");
+    }
 }

@@ -5,13 +5,17 @@
 //! one. Junk (`__MACOSX/`, `.DS_Store`, `._*`) is dropped. Total bytes and entry count are
 //! capped against decompression bombs.
 
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread;
+
+use walkdir::WalkDir;
 
 use crate::data::fetch::FetchError;
 use crate::event::{Emit, Event, Stage};
@@ -52,8 +56,8 @@ enum Data<'a> {
     Memory(&'a [u8]),
 }
 
-trait ReadSeek: Read + Seek {}
-impl<T: Read + Seek> ReadSeek for T {}
+trait ReadSeek: Read + Seek + Send {}
+impl<T: Read + Seek + Send> ReadSeek for T {}
 
 impl<'a> Archive<'a> {
     pub fn file(path: &Path) -> Self {
@@ -69,7 +73,7 @@ impl<'a> Archive<'a> {
     }
 
     /// A reader over the whole archive, and its length in bytes.
-    pub(crate) fn open(&self) -> Result<(impl Read + Seek + 'a, u64), FetchError> {
+    pub(crate) fn open(&self) -> Result<(impl Read + Seek + Send + 'a, u64), FetchError> {
         Ok(match &self.data {
             Data::File(path) => {
                 let file = File::open(path).map_err(FetchError::io("open", path))?;
@@ -142,12 +146,18 @@ pub fn extract(
     fs::create_dir_all(dest).map_err(FetchError::io("create", dest))?;
     emit.emit(Event::StageStarted { stage: Stage::Extract, total: Some(total) });
     let mut sink = Sink::new(archive.name(), dest, limits, emit, Some(total));
-    let consumed = Rc::new(Cell::new(0));
-    let counted = Counted { inner: reader, count: Rc::clone(&consumed) };
+    let consumed = Arc::new(AtomicU64::new(0));
+    let counted = |inner| Counted { inner, count: Arc::clone(&consumed) };
     match format {
-        Format::Gzip => extract_tar(flate2::read::MultiGzDecoder::new(counted), archive, &mut sink, &consumed, cancel)?,
-        Format::Tar => extract_tar(counted, archive, &mut sink, &consumed, cancel)?,
-        Format::Zip => extract_zip(counted.inner, archive, &mut sink, cancel)?,
+        // Inflating on a thread of its own overlaps it with writing the files, as `tar xzf`
+        // does with its gzip process.
+        Format::Gzip => thread::scope(|scope| {
+            let (chunks, received) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+            scope.spawn(move || send_chunks(flate2::read::MultiGzDecoder::new(counted(reader)), chunks));
+            extract_tar(Received::new(received), archive, &mut sink, &consumed, cancel)
+        })?,
+        Format::Tar => extract_tar(counted(reader), archive, &mut sink, &consumed, cancel)?,
+        Format::Zip => extract_zip(reader, archive, &mut sink, cancel)?,
     }
     sink.report(total);
     emit.emit(Event::StageFinished { stage: Stage::Extract });
@@ -157,13 +167,65 @@ pub fn extract(
 /// Counts the bytes read through it, for progress over the compressed input.
 struct Counted<R> {
     inner: R,
-    count: Rc<Cell<u64>>,
+    count: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.set(self.count.get() + n as u64);
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Chunks of inflated data queued between the inflating thread and the writer.
+const CHUNKS_IN_FLIGHT: usize = 16;
+const CHUNK_BYTES: usize = 1 << 18;
+
+/// Sends what `reader` yields, chunk by chunk, until it ends or fails or nobody listens.
+fn send_chunks(mut reader: impl Read, chunks: SyncSender<io::Result<Vec<u8>>>) {
+    loop {
+        let mut chunk = vec![0; CHUNK_BYTES];
+        let result = match reader.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => {
+                chunk.truncate(n);
+                Ok(chunk)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+        let failed = result.is_err();
+        if chunks.send(result).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Reads the chunks [`send_chunks`] sends; the end of the channel is the end of the data.
+struct Received {
+    chunks: Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Received {
+    fn new(chunks: Receiver<io::Result<Vec<u8>>>) -> Self {
+        Self { chunks, chunk: Vec::new(), at: 0 }
+    }
+}
+
+impl Read for Received {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.chunk.len() {
+            match self.chunks.recv() {
+                Ok(chunk) => (self.chunk, self.at) = (chunk?, 0),
+                Err(mpsc::RecvError) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
         Ok(n)
     }
 }
@@ -172,7 +234,7 @@ fn extract_tar(
     reader: impl Read,
     archive: &Archive,
     sink: &mut Sink,
-    consumed: &Cell<u64>,
+    consumed: &AtomicU64,
     cancel: &CancelToken,
 ) -> Result<(), FetchError> {
     use tar::EntryType;
@@ -202,7 +264,7 @@ fn extract_tar(
             EntryType::XGlobalHeader => {}
             _ => sink.skip(&name, "is not a file, folder or link"),
         }
-        sink.report(consumed.get());
+        sink.report(consumed.load(Ordering::Relaxed));
     }
     Ok(())
 }
@@ -253,52 +315,43 @@ pub fn copy_folder(
     let folder_name = folder.display().to_string();
     emit.emit(Event::StageStarted { stage: Stage::Extract, total: None });
     let mut sink = Sink::new(&folder_name, dest, limits, emit, None);
-    copy_tree(folder, Path::new(""), &dest_real, &mut sink, cancel)?;
-    sink.report(sink.extracted.bytes);
-    emit.emit(Event::StageFinished { stage: Stage::Extract });
-    Ok(sink.extracted)
-}
-
-fn copy_tree(
-    dir: &Path,
-    rel_dir: &Path,
-    dest_real: &Path,
-    sink: &mut Sink,
-    cancel: &CancelToken,
-) -> Result<(), FetchError> {
-    for entry in fs::read_dir(dir).map_err(FetchError::io("read", dir))? {
+    let is_dest = |entry: &walkdir::DirEntry| {
+        entry.file_type().is_dir() && fs::canonicalize(entry.path()).is_ok_and(|real| real == dest_real)
+    };
+    let walk = WalkDir::new(folder)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|entry| !(is_junk(Path::new(entry.file_name())) || is_dest(entry)));
+    for entry in walk {
         if cancel.is_cancelled() {
             return Err(FetchError::Cancelled);
         }
-        let entry = entry.map_err(FetchError::io("read", dir))?;
+        let entry = entry.map_err(|e| FetchError::Io {
+            action: "read",
+            path: e.path().unwrap_or(folder).to_path_buf(),
+            cause: e.into(),
+        })?;
         let path = entry.path();
-        let rel = rel_dir.join(entry.file_name());
-        if is_junk(&rel) {
+        let rel = path.strip_prefix(folder).expect("walkdir yields paths under its root");
+        let name = rel.display().to_string();
+        if entry.file_type().is_dir() {
+            sink.dir(&name, rel)?;
             continue;
         }
-        let name = rel.display().to_string();
         // Follows symbolic links: a link to a file is copied as that file.
-        let meta = fs::metadata(&path).map_err(FetchError::io("read", &path))?;
-        let is_link = entry.file_type().map_err(FetchError::io("read", &path))?.is_symlink();
-        if meta.is_dir() && is_link {
+        let meta = fs::metadata(path).map_err(FetchError::io("read", path))?;
+        if meta.is_dir() {
             sink.skip(&name, "is a symbolic link to a folder");
-        } else if meta.is_dir() {
-            if fs::canonicalize(&path).is_ok_and(|real| real == dest_real) {
-                continue;
-            }
-            sink.dir(&name, &rel)?;
-            copy_tree(&path, &rel, dest_real, sink, cancel)?;
-        } else {
-            let mut file = File::open(&path).map_err(FetchError::io("open", &path))?;
-            sink.file(&name, &rel, &mut file, meta.len(), &|e| FetchError::Io {
-                action: "read",
-                path: path.clone(),
-                cause: e,
-            })?;
-            sink.report(sink.extracted.bytes);
+            continue;
         }
+        let mut file = File::open(path).map_err(FetchError::io("open", path))?;
+        let read_error = |cause| FetchError::Io { action: "read", path: path.to_path_buf(), cause };
+        sink.file(&name, rel, &mut file, meta.len(), &read_error)?;
+        sink.report(sink.extracted.bytes);
     }
-    Ok(())
+    sink.report(sink.extracted.bytes);
+    emit.emit(Event::StageFinished { stage: Stage::Extract });
+    Ok(sink.extracted)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,12 +12,13 @@ use md5::Md5;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
+use walkdir::WalkDir;
 
 use crate::data::archive::{self, Archive, Limits};
 use crate::data::download;
 use crate::data::embedded::LESSON_ARCHIVE;
 use crate::event::{Emit, Event, Stage};
-use crate::job::{CancelToken, Cancelled};
+use crate::job::CancelToken;
 use crate::workspace::{self, Workspace};
 
 /// The full MedNIST release that MONAI's tutorials download.
@@ -274,12 +275,6 @@ impl FetchError {
     }
 }
 
-impl From<Cancelled> for FetchError {
-    fn from(_: Cancelled) -> Self {
-        FetchError::Cancelled
-    }
-}
-
 fn mismatch_advice(download_removed: bool) -> &'static str {
     if download_removed {
         "the download was deleted: check the --md5/--sha256 value, or run again to download it afresh"
@@ -393,57 +388,60 @@ fn verify(
     if got == checksum.hex() {
         return Ok(());
     }
+    let download_removed = match input {
+        Input::Download(_, file) => fs::remove_file(file).is_ok(),
+        _ => false,
+    };
     Err(FetchError::ChecksumMismatch {
         input: source.to_string(),
         algorithm: checksum.algorithm(),
         expected: checksum.hex().to_string(),
         got,
-        download_removed: matches!(input, Input::Download(_, file) if fs::remove_file(file).is_ok()),
+        download_removed,
     })
 }
 
-/// The folder of class folders: descends while a folder holds nothing but one folder
-/// (archives usually wrap the classes in a top folder such as `MedNIST/`).
+/// The folder of class folders: descends while a folder holds nothing but one folder that
+/// has folders itself (archives usually wrap the classes in a top folder such as `MedNIST/`;
+/// a lone folder of images is a class, not a wrapper).
 fn dataset_root(unpacked: &Path) -> Result<PathBuf, FetchError> {
     let mut dir = unpacked.to_path_buf();
     loop {
-        let mut entries = fs::read_dir(&dir).map_err(FetchError::io("read", &dir))?;
-        let only = match (entries.next(), entries.next()) {
-            (Some(only), None) => only.map_err(FetchError::io("read", &dir))?,
+        let mut entries = sub_entries(&dir)?;
+        match (entries.pop(), entries.is_empty()) {
+            (Some((only, true)), true) if sub_entries(&only)?.iter().any(|(_, is_dir)| *is_dir) => dir = only,
             _ => return Ok(dir),
-        };
-        if !only.file_type().map_err(FetchError::io("read", &only.path()))?.is_dir() {
-            return Ok(dir);
         }
-        dir = only.path();
     }
+}
+
+/// The entries of `dir`, each with whether it is a folder.
+fn sub_entries(dir: &Path) -> Result<Vec<(PathBuf, bool)>, FetchError> {
+    let read_error = FetchError::io("read", dir);
+    let entries = fs::read_dir(dir)
+        .and_then(|entries| entries.map(|entry| entry.and_then(|e| Ok((e.path(), e.file_type()?.is_dir())))).collect());
+    entries.map_err(read_error)
 }
 
 /// The class folders under `root` with the number of files in each (sorted by name).
 fn class_folders(root: &Path) -> Result<Vec<ClassFolder>, FetchError> {
+    let walk_error = |e: walkdir::Error| FetchError::Io {
+        action: "read",
+        path: e.path().unwrap_or(root).to_path_buf(),
+        cause: e.into(),
+    };
     let mut classes = Vec::new();
-    for entry in fs::read_dir(root).map_err(FetchError::io("read", root))? {
-        let entry = entry.map_err(FetchError::io("read", root))?;
-        if entry.file_type().map_err(FetchError::io("read", &entry.path()))?.is_dir() {
-            let files = count_files(&entry.path())?;
-            classes.push(ClassFolder { name: entry.file_name().to_string_lossy().into_owned(), files });
+    for class in WalkDir::new(root).min_depth(1).max_depth(1).sort_by_file_name() {
+        let class = class.map_err(walk_error)?;
+        if class.file_type().is_dir() {
+            let mut files = 0;
+            for entry in WalkDir::new(class.path()) {
+                files += u64::from(!entry.map_err(walk_error)?.file_type().is_dir());
+            }
+            classes.push(ClassFolder { name: class.file_name().to_string_lossy().into_owned(), files });
         }
     }
-    classes.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(classes)
-}
-
-fn count_files(dir: &Path) -> Result<u64, FetchError> {
-    let mut files = 0;
-    for entry in fs::read_dir(dir).map_err(FetchError::io("read", dir))? {
-        let entry = entry.map_err(FetchError::io("read", dir))?;
-        if entry.file_type().map_err(FetchError::io("read", &entry.path()))?.is_dir() {
-            files += count_files(&entry.path())?;
-        } else {
-            files += 1;
-        }
-    }
-    Ok(files)
 }
 
 /// Moves `new` (inside `staging`) to `target`. An existing `target` is swapped out
@@ -475,4 +473,38 @@ fn install(new: &Path, target: &Path, staging: TempDir) -> Result<TempDir, Fetch
         return Err(FetchError::Io { action: "move the new dataset in; the old one is kept at", path: kept, cause });
     }
     Ok(staging)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_full_and_permission_errors_say_what_to_do() {
+        let error = |errno| FetchError::Io {
+            action: "write",
+            path: PathBuf::from("/ws/tmp/x.jpeg"),
+            cause: io::Error::from_raw_os_error(errno),
+        };
+        let full = error(28).to_string(); // ENOSPC
+        assert!(full.starts_with("cannot write /ws/tmp/x.jpeg: "), "{full}");
+        assert!(full.ends_with("the disk is full; free some space and run again"), "{full}");
+        let denied = error(13).to_string(); // EACCES
+        assert!(denied.ends_with("choose a workspace you can write with --workdir DIR"), "{denied}");
+        let staging = FetchError::Workspace {
+            error: anyhow::Error::new(io::Error::from_raw_os_error(13)).context("cannot create /ws/tmp"),
+        };
+        assert!(staging.to_string().starts_with("cannot create /ws/tmp: "), "{staging}");
+        assert!(staging.to_string().ends_with("--workdir DIR"), "{staging}");
+    }
+
+    #[test]
+    fn sources_are_read_from_urls_and_paths() {
+        assert_eq!(Source::parse("https://x.org/a.tgz").unwrap(), Source::Url("https://x.org/a.tgz".into()));
+        assert_eq!(Source::parse("file:///data/a%20b.zip").unwrap(), Source::Local("/data/a b.zip".into()));
+        assert_eq!(Source::parse("data/MedNIST").unwrap(), Source::Local("data/MedNIST".into()));
+        assert!(matches!(Source::parse("ftp://x.org/a.tgz"), Err(FetchError::UnsupportedUrl { .. })));
+        assert_eq!(Checksum::md5("0BC7306E7427E00AD1C5526A6677552D").unwrap().hex(), MEDNIST_MD5);
+        assert!(matches!(Checksum::sha256("abc"), Err(FetchError::InvalidChecksum { digits: 64, .. })));
+    }
 }
