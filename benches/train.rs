@@ -70,9 +70,8 @@ fn main() {
         classes: (0..6).map(|c| format!("class{c}")).collect(),
         split_fingerprint: String::new(),
     };
-    let batch = Prefetcher::new(data.cache.clone(), BatchPlan::evaluation(&data.train, count), 1, 1)
-        .next()
-        .expect("one batch");
+    let batch =
+        Prefetcher::new(data.cache.clone(), BatchPlan::evaluation(&data.train, count), 1, 1).next().expect("one batch");
     let run_dir = std::env::temp_dir().join("mednist-bench-train");
     let device = DeviceChoice::Cpu.resolve().expect("the CPU");
     let mut learner = Learner::new(options.arch, &data, device, run_dir, LearnerSettings::default());
@@ -114,9 +113,8 @@ fn main() {
 /// Runs the PyTorch reference script and returns its median training img/s.
 fn run_reference(options: &Options) -> f64 {
     let python = std::env::var("MEDNIST_BENCH_PYTHON").unwrap_or_else(|_| {
-        let venv = std::env::var("MEDNIST_TORCH_VENV").unwrap_or_else(|_| {
-            format!("{}/.cache/mednist/torch-venv", std::env::var("HOME").expect("HOME is set"))
-        });
+        let venv = std::env::var("MEDNIST_TORCH_VENV")
+            .unwrap_or_else(|_| format!("{}/.cache/mednist/torch-venv", std::env::var("HOME").expect("HOME is set")));
         format!("{venv}/bin/python")
     });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/bench/torch_reference.py");

@@ -43,11 +43,23 @@ pub enum Level {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A stage started; `total` is known for downloads with a Content-Length, files, etc.
-    StageStarted { stage: Stage, total: Option<u64> },
+    StageStarted {
+        stage: Stage,
+        total: Option<u64>,
+    },
     /// Progress within the current stage: `done` units of `total`.
-    Progress { stage: Stage, done: u64, total: Option<u64> },
-    StageFinished { stage: Stage },
-    Log { level: Level, message: String },
+    Progress {
+        stage: Stage,
+        done: u64,
+        total: Option<u64>,
+    },
+    StageFinished {
+        stage: Stage,
+    },
+    Log {
+        level: Level,
+        message: String,
+    },
     /// A `fit_one_cycle` began (or resumed).
     TrainStarted(TrainStart),
     /// One training batch done.
@@ -55,10 +67,17 @@ pub enum Event {
     /// One epoch done: a row of the lesson's table.
     Epoch(EpochRow),
     /// The checkpoint after an epoch was written.
-    CheckpointSaved { epoch: usize, path: std::path::PathBuf },
+    CheckpointSaved {
+        epoch: usize,
+        path: std::path::PathBuf,
+    },
     /// Training stopped early on request; the last completed epoch's checkpoint stands.
-    TrainCancelled { completed_epochs: usize },
-    TrainFinished { epochs: usize },
+    TrainCancelled {
+        completed_epochs: usize,
+    },
+    TrainFinished {
+        epochs: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

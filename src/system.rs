@@ -81,7 +81,8 @@ fn libtorch_smoke_test() -> Result<(), String> {
 
 fn probe_cuda() -> Cuda {
     let count = tch::Cuda::device_count();
-    let mut cuda = Cuda { available: tch::Cuda::is_available(), cudnn: tch::Cuda::cudnn_is_available(), ..Cuda::none() };
+    let mut cuda =
+        Cuda { available: tch::Cuda::is_available(), cudnn: tch::Cuda::cudnn_is_available(), ..Cuda::none() };
     if count == 0 {
         return cuda;
     }
@@ -97,7 +98,8 @@ fn probe_cuda() -> Cuda {
             }
         }
         Err(error) => {
-            cuda.devices = (0..count as u32).map(|index| Gpu { index, name: "unknown GPU".into(), memory_bytes: None }).collect();
+            cuda.devices =
+                (0..count as u32).map(|index| Gpu { index, name: "unknown GPU".into(), memory_bytes: None }).collect();
             cuda.note = Some(format!("GPU names unavailable: NVML could not be loaded ({error})"));
         }
     }
@@ -131,7 +133,8 @@ mod tests {
     fn reads_wheel_and_zip_versions() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("lib")).unwrap();
-        std::fs::write(dir.path().join("version.py"), "from typing import Optional\n__version__ = '2.9.0+cu128'\n").unwrap();
+        std::fs::write(dir.path().join("version.py"), "from typing import Optional\n__version__ = '2.9.0+cu128'\n")
+            .unwrap();
         assert_eq!(libtorch_version(&dir.path().join("lib")).as_deref(), Some("2.9.0+cu128"));
         std::fs::remove_file(dir.path().join("version.py")).unwrap();
         std::fs::write(dir.path().join("build-version"), "2.9.0+cpu\n").unwrap();

@@ -70,7 +70,9 @@ impl Workspace {
 
     /// A checkpoint kept under a name (`--save NAME`, `--load NAME`).
     pub fn saved_model_dir(&self, name: &str) -> Result<PathBuf> {
-        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !name.starts_with('.');
+        let valid = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && !name.starts_with('.');
         if !valid {
             anyhow::bail!("model name {name:?} is not usable: use letters, digits, '-', '_' and '.'");
         }
@@ -127,7 +129,8 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<
 /// Reads a JSON file written by [`write_json_atomic`], naming the file on error.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid: delete it or run the step again", path.display()))
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not valid: delete it or run the step again", path.display()))
 }
 
 #[cfg(test)]

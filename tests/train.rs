@@ -42,7 +42,10 @@ fn make_workspace(per_class: usize) -> (tempfile::TempDir, Workspace) {
         }
     }
     let scanned = scan::scan(&workspace.dataset_dir(), &|_| {}, &CancelToken::new()).unwrap();
-    split::split(&scanned, &SplitOptions { valid_pct: 0.25, seed: 1, stratify: true }).unwrap().save(&workspace).unwrap();
+    split::split(&scanned, &SplitOptions { valid_pct: 0.25, seed: 1, stratify: true })
+        .unwrap()
+        .save(&workspace)
+        .unwrap();
     (dir, workspace)
 }
 
@@ -65,10 +68,21 @@ fn resume(workspace: &Workspace) -> Learner {
 }
 
 /// Runs a fit and returns its events.
-fn fit(learner: &mut Learner, data: &TrainData, epochs: usize, max_lr: &str, cancel: &CancelToken) -> (FitOutcome, Vec<Event>) {
+fn fit(
+    learner: &mut Learner,
+    data: &TrainData,
+    epochs: usize,
+    max_lr: &str,
+    cancel: &CancelToken,
+) -> (FitOutcome, Vec<Event>) {
     let events = Mutex::new(Vec::new());
-    let outcome =
-        learner.fit_one_cycle(data, epochs, max_lr.parse::<MaxLr>().unwrap(), &|e| events.lock().unwrap().push(e), cancel);
+    let outcome = learner.fit_one_cycle(
+        data,
+        epochs,
+        max_lr.parse::<MaxLr>().unwrap(),
+        &|e| events.lock().unwrap().push(e),
+        cancel,
+    );
     (outcome.unwrap(), events.into_inner().unwrap())
 }
 
@@ -156,12 +170,18 @@ fn resuming_continues_the_epoch_numbers_and_the_schedule() {
     let cancel = CancelToken::new();
     let events = Mutex::new(Vec::new());
     let outcome = learner
-        .fit_one_cycle(&data, 3, MaxLr::Uniform(2e-3), &|e| {
-            if matches!(e, Event::Epoch(_)) {
-                cancel.cancel();
-            }
-            events.lock().unwrap().push(e);
-        }, &cancel)
+        .fit_one_cycle(
+            &data,
+            3,
+            MaxLr::Uniform(2e-3),
+            &|e| {
+                if matches!(e, Event::Epoch(_)) {
+                    cancel.cancel();
+                }
+                events.lock().unwrap().push(e);
+            },
+            &cancel,
+        )
         .unwrap();
     assert_eq!(outcome, FitOutcome::Cancelled);
     assert_eq!(epochs(&events.into_inner().unwrap()), vec![0]);
@@ -197,13 +217,19 @@ fn a_failure_in_the_middle_of_an_epoch_keeps_the_previous_checkpoint() {
 
     // A crash while the second epoch trains.
     let crashed = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        learner.fit_one_cycle(&data, 2, MaxLr::Uniform(1e-3), &|e| {
-            if let Event::Batch(b) = &e
-                && b.batch == 2
-            {
-                panic!("simulated crash");
-            }
-        }, &CancelToken::new())
+        learner.fit_one_cycle(
+            &data,
+            2,
+            MaxLr::Uniform(1e-3),
+            &|e| {
+                if let Event::Batch(b) = &e
+                    && b.batch == 2
+                {
+                    panic!("simulated crash");
+                }
+            },
+            &CancelToken::new(),
+        )
     }));
     assert!(crashed.is_err());
     assert_eq!(std::fs::read(&state_file).unwrap(), saved);
@@ -215,7 +241,11 @@ fn a_failure_in_the_middle_of_an_epoch_keeps_the_previous_checkpoint() {
 }
 
 fn only_one_weights_file(dir: &Path) -> bool {
-    std::fs::read_dir(dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("model-")).count() == 1
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("model-"))
+        .count()
+        == 1
 }
 
 #[test]
@@ -235,11 +265,8 @@ fn the_same_seed_gives_the_same_first_epoch_losses() {
 #[test]
 fn training_refuses_a_split_older_than_the_dataset() {
     let (_dir, workspace) = make_workspace(8);
-    std::fs::copy(
-        workspace.dataset_dir().join("vertical/000.png"),
-        workspace.dataset_dir().join("vertical/new.png"),
-    )
-    .unwrap();
+    std::fs::copy(workspace.dataset_dir().join("vertical/000.png"), workspace.dataset_dir().join("vertical/new.png"))
+        .unwrap();
     let error = TrainData::load(&workspace, SIDE, &|_| {}, &CancelToken::new()).unwrap_err();
     assert!(format!("{error:#}").contains("run `mednist split` again"), "{error:#}");
 }

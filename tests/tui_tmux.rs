@@ -175,7 +175,7 @@ fn the_lesson_end_to_end_in_tmux() {
     tmux.keys(&["y"]);
     assert_terminal_restored(&tmux);
 
-    let (state, _, _) = checkpoint::load(&workspace.join("runs/current")).unwrap().expect("a checkpoint");
+    let state = checkpoint::load(&workspace.join("runs/current")).unwrap().expect("a checkpoint").state;
     assert!(state.epochs_done >= 1, "{state:?}");
     let log = std::fs::read_to_string(workspace.join("logs/tui.log")).unwrap();
     assert!(log.contains("first frame after") && log.contains("Train: Cancelled"), "{log}");

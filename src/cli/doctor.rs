@@ -13,7 +13,9 @@ pub fn run(workspace: &Workspace, json: bool) -> anyhow::Result<()> {
         print!("{}", render(&report));
     }
     if let Some(error) = &report.libtorch.error {
-        bail!("LibTorch cannot be used: {error}. Reinstall it with scripts/setup-libtorch.sh and rebuild (see README.md)");
+        bail!(
+            "LibTorch cannot be used: {error}. Reinstall it with scripts/setup-libtorch.sh and rebuild (see README.md)"
+        );
     }
     Ok(())
 }
@@ -27,21 +29,28 @@ fn render(report: &SystemReport) -> String {
         ("LibTorch path", report.libtorch.lib_dir.as_ref().map_or_else(unknown, |p| p.display().to_string())),
     ];
     let cuda = &report.cuda;
-    lines.push(("CUDA", match (cuda.available, cuda.devices.len()) {
-        (false, _) => "not available (training runs on the CPU)".to_string(),
-        (true, n) => format!("available, {n} device(s), cuDNN {}", if cuda.cudnn { "yes" } else { "no" }),
-    }));
+    lines.push((
+        "CUDA",
+        match (cuda.available, cuda.devices.len()) {
+            (false, _) => "not available (training runs on the CPU)".to_string(),
+            (true, n) => format!("available, {n} device(s), cuDNN {}", if cuda.cudnn { "yes" } else { "no" }),
+        },
+    ));
     for gpu in &cuda.devices {
-        let memory = gpu.memory_bytes.map_or_else(String::new, |b| format!(", {:.1} GiB", b as f64 / (1u64 << 30) as f64));
+        let memory =
+            gpu.memory_bytes.map_or_else(String::new, |b| format!(", {:.1} GiB", b as f64 / (1u64 << 30) as f64));
         lines.push(("GPU", format!("cuda:{} {}{memory}", gpu.index, gpu.name)));
     }
     if let Some(note) = &cuda.note {
         lines.push(("note", note.clone()));
     }
-    lines.push(("CPU threads", match report.cpu_threads {
-        Some(threads) => format!("{threads} (of {} logical CPUs)", report.logical_cpus),
-        None => format!("{} logical CPUs", report.logical_cpus),
-    }));
+    lines.push((
+        "CPU threads",
+        match report.cpu_threads {
+            Some(threads) => format!("{threads} (of {} logical CPUs)", report.logical_cpus),
+            None => format!("{} logical CPUs", report.logical_cpus),
+        },
+    ));
     lines.push(("workspace", report.workspace.display().to_string()));
     lines.iter().map(|(key, value)| format!("{key:<14}{value}\n")).collect()
 }

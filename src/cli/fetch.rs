@@ -73,16 +73,7 @@ struct FetchOutput<'a> {
 pub fn run(workspace: &Workspace, args: &FetchArgs, json: bool) -> Result<()> {
     let request = args.request()?;
     let cancel = CancelToken::new();
-    let on_interrupt = cancel.clone();
-    // The first Ctrl-C stops at the next chunk or entry, so the staging folder is cleaned
-    // up and a download can resume later; a second one quits at once. Without a handler
-    // (one was already set) Ctrl-C simply ends the process, which is safe too.
-    let _ = ctrlc::set_handler(move || {
-        if on_interrupt.is_cancelled() {
-            std::process::exit(130);
-        }
-        on_interrupt.cancel();
-    });
+    crate::cli::cancel_on_interrupt(&cancel, "stopping the fetch");
     let progress = if json { StderrProgress::quiet() } else { StderrProgress::new() };
     let info = fetch(workspace, &request, &progress, &cancel)?;
     let dataset_dir = workspace.dataset_dir();

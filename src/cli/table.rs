@@ -19,7 +19,13 @@ impl Table {
     pub fn render(&self) -> String {
         let columns = self.headers.len();
         let width = |i: usize| {
-            self.rows.iter().filter_map(|r| r.get(i)).chain([&self.headers[i]]).map(|c| c.chars().count()).max().unwrap_or(0)
+            self.rows
+                .iter()
+                .filter_map(|r| r.get(i))
+                .chain([&self.headers[i]])
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
         };
         let widths: Vec<usize> = (0..columns).map(width).collect();
         let numeric: Vec<bool> = (0..columns)

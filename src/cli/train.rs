@@ -54,7 +54,7 @@ pub struct TrainArgs {
 
 pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
     let cancel = CancelToken::new();
-    install_interrupt(&cancel);
+    crate::cli::cancel_on_interrupt(&cancel, "stopping after this batch");
     let render = TrainRender::new(json);
     if let Some(name) = &args.load {
         checkpoint::copy(&workspace.saved_model_dir(name)?, &workspace.current_run_dir())?;
@@ -81,18 +81,6 @@ pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
             learner.epochs_done()
         ),
     }
-}
-
-/// The first Ctrl-C stops training after the current batch (keeping the checkpoint); a second one quits at once.
-fn install_interrupt(cancel: &CancelToken) {
-    let cancel = cancel.clone();
-    let _ = ctrlc::set_handler(move || {
-        if cancel.is_cancelled() {
-            std::process::exit(130);
-        }
-        cancel.cancel();
-        eprintln!("\nstopping after this batch (Ctrl-C again to quit now)");
-    });
 }
 
 /// Renders training events: rows on stdout, a batch bar on stderr, other events via [`StderrProgress`].
@@ -147,7 +135,8 @@ impl Emit for TrainRender {
                     start.max_lrs.iter().map(|lr| format!("{lr:.0e}")).collect::<Vec<_>>().join(" / ")
                 );
                 self.print_stdout(&header());
-                let bar = ProgressBar::with_draw_target(Some(start.batches_per_epoch as u64), ProgressDrawTarget::stderr());
+                let bar =
+                    ProgressBar::with_draw_target(Some(start.batches_per_epoch as u64), ProgressDrawTarget::stderr());
                 bar.set_style(
                     ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
                         .expect("static template")

@@ -151,10 +151,11 @@ fn solve8(mut a: [[f64; 9]; 8]) -> [f64; 8] {
     for col in 0..8 {
         let pivot = (col..8).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs())).expect("rows");
         a.swap(col, pivot);
-        for row in col + 1..8 {
-            let factor = a[row][col] / a[col][col];
-            for k in col..9 {
-                a[row][k] -= factor * a[col][k];
+        let pivot_row = a[col];
+        for row in a.iter_mut().skip(col + 1) {
+            let factor = row[col] / pivot_row[col];
+            for (value, pivot) in row.iter_mut().zip(pivot_row).skip(col) {
+                *value -= factor * pivot;
             }
         }
     }

@@ -39,18 +39,14 @@ impl ImageCache {
                 }
                 let pixels = decode_gray(&root.join(relative), side)?;
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % 512 == 0 || n == total {
+                if n.is_multiple_of(512) || n == total {
                     emit.emit(Event::Progress { stage: Stage::Decode, done: n, total: Some(total) });
                 }
                 Ok(pixels)
             })
             .collect::<Result<_>>()?;
         emit.emit(Event::StageFinished { stage: Stage::Decode });
-        Ok(Self {
-            side,
-            pixels: images.concat(),
-            labels: items.iter().map(|(_, class)| *class as u32).collect(),
-        })
+        Ok(Self { side, pixels: images.concat(), labels: items.iter().map(|(_, class)| *class as u32).collect() })
     }
 
     /// Builds a cache from pixels already in memory (`side*side` bytes per image).

@@ -67,29 +67,44 @@ pub fn save(dir: &Path, state: &CheckpointState, model: &[u8], optimizer: &[u8])
     Ok(state_path)
 }
 
+/// A checkpoint as read back: the state and the bytes of the files it names.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub state: CheckpointState,
+    pub model: Vec<u8>,
+    pub optimizer: Vec<u8>,
+}
+
 /// Reads the checkpoint in `dir`, or `None` when there is none.
-pub fn load(dir: &Path) -> Result<Option<(CheckpointState, Vec<u8>, Vec<u8>)>> {
+pub fn load(dir: &Path) -> Result<Option<Checkpoint>> {
     let state_path = dir.join(STATE_FILE);
     if !state_path.exists() {
         return Ok(None);
     }
     let state: CheckpointState = read_json(&state_path)?;
     if state.format != FORMAT {
-        bail!("{} has format {}, this mednist reads {FORMAT}: train again with --fresh", state_path.display(), state.format);
+        bail!(
+            "{} has format {}, this mednist reads {FORMAT}: train again with --fresh",
+            state_path.display(),
+            state.format
+        );
     }
     let read = |name: &str| {
         let path = dir.join(name);
-        fs::read(&path).with_context(|| format!("checkpoint {} names {}, which cannot be read", state_path.display(), path.display()))
+        fs::read(&path).with_context(|| {
+            format!("checkpoint {} names {}, which cannot be read", state_path.display(), path.display())
+        })
     };
-    Ok(Some((state.clone(), read(&state.model_file)?, read(&state.optimizer_file)?)))
+    let (model, optimizer) = (read(&state.model_file)?, read(&state.optimizer_file)?);
+    Ok(Some(Checkpoint { state, model, optimizer }))
 }
 
 /// Copies the checkpoint in `from` to `to` (the lesson's `learn.save` / `learn.load`).
 pub fn copy(from: &Path, to: &Path) -> Result<()> {
-    let Some((state, model, optimizer)) = load(from)? else {
+    let Some(checkpoint) = load(from)? else {
         bail!("no checkpoint in {}: train first", from.display());
     };
-    save(to, &state, &model, &optimizer)?;
+    save(to, &checkpoint.state, &checkpoint.model, &checkpoint.optimizer)?;
     Ok(())
 }
 
@@ -118,7 +133,12 @@ mod tests {
             split_fingerprint: "f".into(),
             frozen: false,
             epochs_done,
-            cycle: CyclePosition { schedule: OneCycle::new(30, vec![1e-3]), epochs: 3, epochs_done, steps_per_epoch: 10 },
+            cycle: CyclePosition {
+                schedule: OneCycle::new(30, vec![1e-3]),
+                epochs: 3,
+                epochs_done,
+                steps_per_epoch: 10,
+            },
             history: Vec::new(),
             model_file: String::new(),
             optimizer_file: String::new(),
@@ -131,9 +151,9 @@ mod tests {
         assert!(load(dir.path()).unwrap().is_none());
         save(dir.path(), &state(1), b"m1", b"o1").unwrap();
         save(dir.path(), &state(2), b"m2", b"o2").unwrap();
-        let (loaded, model, optimizer) = load(dir.path()).unwrap().unwrap();
-        assert_eq!(loaded.epochs_done, 2);
-        assert_eq!((model.as_slice(), optimizer.as_slice()), (&b"m2"[..], &b"o2"[..]));
+        let loaded = load(dir.path()).unwrap().unwrap();
+        assert_eq!(loaded.state.epochs_done, 2);
+        assert_eq!((loaded.model.as_slice(), loaded.optimizer.as_slice()), (&b"m2"[..], &b"o2"[..]));
         let mut names: Vec<String> =
             fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();

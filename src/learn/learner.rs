@@ -71,7 +71,13 @@ pub struct Learner {
 
 impl Learner {
     /// A new learner for `data`, with freshly initialised weights, checkpointing into `run_dir`.
-    pub fn new(arch: Arch, data: &TrainData, device: (Device, String), run_dir: PathBuf, settings: LearnerSettings) -> Self {
+    pub fn new(
+        arch: Arch,
+        data: &TrainData,
+        device: (Device, String),
+        run_dir: PathBuf,
+        settings: LearnerSettings,
+    ) -> Self {
         // Weight init and dropout draw from LibTorch's generator: seed it for reproducible runs.
         device.0.seed(settings.seed);
         let autodiff = device.0.clone().autodiff();
@@ -97,7 +103,9 @@ impl Learner {
 
     /// The learner saved in `run_dir`, or `None` when nothing was saved there yet.
     pub fn resume(run_dir: PathBuf, device: (Device, String), settings: LearnerSettings) -> Result<Option<Self>> {
-        let Some((state, model_bytes, optimizer_bytes)) = checkpoint::load(&run_dir)? else {
+        let Some(checkpoint::Checkpoint { state, model: model_bytes, optimizer: optimizer_bytes }) =
+            checkpoint::load(&run_dir)?
+        else {
             return Ok(None);
         };
         let autodiff = device.0.clone().autodiff();
@@ -225,8 +233,13 @@ impl Learner {
         while !cycle.is_complete() {
             let started = Instant::now();
             let epoch = self.epochs_done;
-            let plan =
-                BatchPlan::training(&data.train, self.settings.batch_size, Augment::default(), self.settings.seed, epoch);
+            let plan = BatchPlan::training(
+                &data.train,
+                self.settings.batch_size,
+                Augment::default(),
+                self.settings.seed,
+                epoch,
+            );
             let batches = Prefetcher::new(data.cache.clone(), plan, self.settings.workers, 2);
             let mut trained_images = 0usize;
             let mut train_seconds = 0.0;
@@ -242,7 +255,10 @@ impl Learner {
                 let loss = self.train_batch(&batch);
                 if !loss.is_finite() {
                     self.cycle = Some(cycle);
-                    bail!("the training loss became {loss} at epoch {epoch}, batch {}: try a smaller --max-lr", index + 1);
+                    bail!(
+                        "the training loss became {loss} at epoch {epoch}, batch {}: try a smaller --max-lr",
+                        index + 1
+                    );
                 }
                 train_seconds += step_started.elapsed().as_secs_f64();
                 trained_images += batch.len();
@@ -358,7 +374,13 @@ impl Learner {
 
 /// One optimizer per (layer group, weight decay or not); the last matching group wins.
 fn build_optimizer(hypers: &Arc<Hypers>, weight_decay: f64) -> ModuleOptimizer {
-    let adam = |group: usize, weight_decay: f64| CycledAdamW { hypers: hypers.clone(), group, weight_decay, beta2: 0.99, eps: 1e-5 };
+    let adam = |group: usize, weight_decay: f64| CycledAdamW {
+        hypers: hypers.clone(),
+        group,
+        weight_decay,
+        beta2: 0.99,
+        eps: 1e-5,
+    };
     let head = GROUPS.iter().position(|g| *g == LayerGroup::Head).expect("a head group");
     let mut optimizer = ModuleOptimizer::from(adam(head, weight_decay));
     for (index, group) in GROUPS.iter().enumerate() {

@@ -21,7 +21,10 @@ pub struct Hypers {
 
 impl Hypers {
     pub fn new(groups: usize) -> Arc<Self> {
-        Arc::new(Self { lrs: (0..groups).map(|_| AtomicU64::new(0)).collect(), beta1: AtomicU64::new(0.9f64.to_bits()) })
+        Arc::new(Self {
+            lrs: (0..groups).map(|_| AtomicU64::new(0)).collect(),
+            beta1: AtomicU64::new(0.9f64.to_bits()),
+        })
     }
 
     pub fn set(&self, lrs: &[f64], beta1: f64) {
@@ -69,7 +72,11 @@ impl Optimizer for CycledAdamW {
                 s.moment_2 = s.moment_2.mul_scalar(beta2).add(grad.square().mul_scalar(1.0 - beta2));
                 s
             }
-            None => AdaptiveMomentumState::new(1, grad.clone().mul_scalar(1.0 - beta1), grad.square().mul_scalar(1.0 - beta2)),
+            None => AdaptiveMomentumState::new(
+                1,
+                grad.clone().mul_scalar(1.0 - beta1),
+                grad.square().mul_scalar(1.0 - beta2),
+            ),
         };
         let time = state.time as i32;
         let debias1 = 1.0 - beta1.powi(time);

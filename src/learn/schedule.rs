@@ -33,7 +33,8 @@ impl OneCycle {
 
     pub fn at(&self, step: usize) -> StepHyper {
         let pos = step as f64 / self.total_steps.max(1) as f64;
-        let lrs = self.max_lrs.iter().map(|&max| self.combined(pos, max / self.div, max, max / self.div_final)).collect();
+        let lrs =
+            self.max_lrs.iter().map(|&max| self.combined(pos, max / self.div, max, max / self.div_final)).collect();
         let (start, middle, end) = self.moms;
         StepHyper { lrs, beta1: self.combined(pos, start, middle, end) }
     }
