@@ -200,7 +200,7 @@ impl Learner {
                 self.settings.batch_size
             );
         }
-        let cycle = match self.cycle.take() {
+        let mut cycle = match self.cycle.take() {
             Some(cycle) if !cycle.is_complete() && cycle.steps_per_epoch == steps_per_epoch => {
                 emit.info(format!(
                     "resuming the interrupted {}-epoch cycle at its epoch {} (pass --fresh to start over)",
@@ -228,7 +228,6 @@ impl Learner {
             valid_images: data.valid.len(),
             max_lrs: cycle.schedule.max_lrs.clone(),
         }));
-        let mut cycle = cycle;
         let mut smooth = SmoothedLoss::new();
         while !cycle.is_complete() {
             let started = Instant::now();
@@ -245,9 +244,7 @@ impl Learner {
             let mut train_seconds = 0.0;
             for (index, batch) in batches.enumerate() {
                 if cancel.is_cancelled() {
-                    self.cycle = Some(cycle);
-                    emit.emit(Event::TrainCancelled { completed_epochs: self.epochs_done });
-                    return Ok(FitOutcome::Cancelled);
+                    return Ok(self.stop_cancelled(cycle, emit));
                 }
                 let step_started = Instant::now();
                 let hyper = cycle.schedule.at(cycle.epochs_done * steps_per_epoch + index);
@@ -272,11 +269,8 @@ impl Learner {
                     seconds: started.elapsed().as_secs_f64(),
                 }));
             }
-            let tally = self.validate(data, emit, cancel)?;
-            let Some(tally) = tally else {
-                self.cycle = Some(cycle);
-                emit.emit(Event::TrainCancelled { completed_epochs: self.epochs_done });
-                return Ok(FitOutcome::Cancelled);
+            let Some(tally) = self.validate(data, emit, cancel)? else {
+                return Ok(self.stop_cancelled(cycle, emit));
             };
             let row = EpochRow {
                 epoch,
@@ -297,6 +291,13 @@ impl Learner {
         }
         emit.emit(Event::TrainFinished { epochs: cycle.epochs });
         Ok(FitOutcome::Finished)
+    }
+
+    /// Keeps the interrupted cycle so the next fit resumes it; the last epoch's checkpoint stands.
+    fn stop_cancelled(&mut self, cycle: CyclePosition, emit: &dyn Emit) -> FitOutcome {
+        self.cycle = Some(cycle);
+        emit.emit(Event::TrainCancelled { completed_epochs: self.epochs_done });
+        FitOutcome::Cancelled
     }
 
     /// Sets every layer group's learning rate (and beta1 0.9) for steps outside a one-cycle
