@@ -69,6 +69,8 @@ fn main() {
         valid: Vec::new(),
         classes: (0..6).map(|c| format!("class{c}")).collect(),
         split_fingerprint: String::new(),
+        dataset: std::path::PathBuf::new(),
+        paths: (0..count).map(|i| format!("synthetic/{i}.png").into()).collect(),
     };
     let batch =
         Prefetcher::new(data.cache.clone(), BatchPlan::evaluation(&data.train, count), 1, 1).next().expect("one batch");

@@ -12,6 +12,8 @@ pub enum Stage {
     Scan,
     Decode,
     Validate,
+    Predict,
+    LrFind,
 }
 
 impl Stage {
@@ -23,6 +25,8 @@ impl Stage {
             Stage::Scan => "scanning",
             Stage::Decode => "decoding",
             Stage::Validate => "validating",
+            Stage::Predict => "predicting",
+            Stage::LrFind => "finding lr",
         }
     }
 
@@ -78,6 +82,8 @@ pub enum Event {
     TrainFinished {
         epochs: usize,
     },
+    /// One batch of the learning-rate finder's sweep.
+    LrFindStep(LrStep),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -119,6 +125,16 @@ pub struct EpochRow {
     pub seconds: f64,
     /// Training images per second over this epoch's batches.
     pub train_images_per_second: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LrStep {
+    /// 1-based.
+    pub iteration: usize,
+    pub iterations: usize,
+    pub lr: f64,
+    pub loss: f64,
+    pub smooth_loss: f64,
 }
 
 /// Where a step sends its events. Any `Fn(Event) + Sync` will do; `&|_| {}` ignores them.

@@ -45,6 +45,18 @@ enum Command {
     Split(cli::split::SplitArgs),
     /// Train the classifier with fit_one_cycle; run again to continue where it left off
     Train(cli::train::TrainArgs),
+    /// Confusion matrix, per-class scores, most confused classes and the top losses
+    Interpret(cli::interpret::InterpretArgs),
+    /// Find a learning rate: a short sweep of growing rates; the learner is left as it was
+    LrFind(cli::lr_find::LrFindArgs),
+    /// Train every layer from now on (the lesson's learn.unfreeze())
+    Unfreeze,
+    /// Train only the head and BatchNorm layers from now on (learn.freeze())
+    Freeze,
+    /// Write the trained model to one file for `predict` (the lesson's learn.export())
+    Export(cli::export::ExportArgs),
+    /// Classify images with an exported model
+    Predict(cli::predict::PredictArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,9 +78,17 @@ fn run(args: Cli) -> anyhow::Result<()> {
         Some(Command::Classes(classes)) => cli::classes::run(&workspace, &classes, args.json),
         Some(Command::Split(split)) => cli::split::run(&workspace, &split, args.json),
         Some(Command::Train(train)) => cli::train::run(&workspace, &train, args.json),
+        Some(Command::Interpret(interpret)) => cli::interpret::run(&workspace, &interpret, args.json),
+        Some(Command::LrFind(lr_find)) => cli::lr_find::run(&workspace, &lr_find, args.json),
+        Some(Command::Unfreeze) => cli::freeze::run(&workspace, false, args.json),
+        Some(Command::Freeze) => cli::freeze::run(&workspace, true, args.json),
+        Some(Command::Export(export)) => cli::export::run(&workspace, &export, args.json),
+        Some(Command::Predict(predict)) => cli::predict::run(&workspace, &predict, args.json),
         None if !std::io::stdout().is_terminal() => {
             println!("mednist: stdout is not a terminal, so the interactive app is not started.");
-            println!("Run the lesson's steps headless instead: mednist fetch | classes | split (see mednist --help).");
+            println!(
+                "Run the lesson's steps headless instead: mednist fetch | classes | split | train | interpret (see mednist --help)."
+            );
             Ok(())
         }
         None => {

@@ -79,6 +79,11 @@ impl Workspace {
         Ok(self.root.join("models").join(name))
     }
 
+    /// Where `mednist export` writes and `mednist predict` reads by default.
+    pub fn export_file(&self) -> PathBuf {
+        self.root.join("export.mednist")
+    }
+
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
     }
@@ -100,7 +105,7 @@ impl Workspace {
             Ok(dir)
         } else {
             anyhow::bail!(
-                "no dataset in workspace {}: run `mednist fetch` first (or pass --data DIR)",
+                "no dataset in workspace {}: run `mednist fetch` first (`mednist fetch --source DIR` takes your own class folders)",
                 self.root.display()
             )
         }

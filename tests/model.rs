@@ -1,6 +1,9 @@
 //! The ResNet + fastai-head classifier: shapes, torchvision names and counts, gradients, and
 //! the layer-group recipe (freezing, per-group learning rates) with burn's real optimizer.
 
+#[path = "common/torch_pth.rs"]
+mod torch_pth;
+
 use std::collections::HashMap;
 
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
@@ -9,9 +12,11 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use mednist::learn::device::DeviceChoice;
+use mednist::learn::pretrained::load_body;
 use mednist::model::{
     Arch, Classifier, Head, LayerGroup, NamedTensor, ResNet, TensorKind, named_tensors, parameter_count,
 };
+use torch_pth::{Entry, torchvision_entries, torchvision_key};
 
 const CLASSES: usize = 6;
 
@@ -70,16 +75,6 @@ fn paths(tensors: &[&NamedTensor]) -> Vec<String> {
 
 fn in_body(tensor: &NamedTensor) -> bool {
     tensor.path.starts_with("body.")
-}
-
-/// The key torchvision's state dict uses for a body tensor (burn names BatchNorm's affine
-/// parameters `gamma`/`beta`; burn-store's PyTorch adapter maps them).
-fn torchvision_key(tensor: &NamedTensor) -> String {
-    match tensor.path.rsplit_once('.') {
-        Some((module, "gamma")) => format!("{module}.weight"),
-        Some((module, "beta")) => format!("{module}.bias"),
-        _ => tensor.path.clone(),
-    }
 }
 
 #[test]
@@ -278,4 +273,52 @@ fn per_group_learning_rates_reach_the_optimizer() {
     let body_parameters: Vec<_> =
         tensors.iter().filter(|tensor| in_body(tensor) && tensor.kind.is_learnable()).collect();
     assert_eq!(paths(&kept), paths(&body_parameters));
+}
+
+#[test]
+fn a_torchvision_state_dict_lands_in_the_matching_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let pth = dir.path().join("resnet18.pth");
+    let entries = torchvision_entries(Arch::Resnet18);
+    torch_pth::write_state_dict(&pth, &entries);
+    let fills: HashMap<&str, f32> = entries.iter().map(|e| (e.key.as_str(), e.fill)).collect();
+
+    let mut body = ResNet::new(Arch::Resnet18, &cpu());
+    load_body(&mut body, &pth).unwrap();
+    let values = snapshot(&body);
+    let tensors = named_tensors(&body);
+    let body_entries = entries.iter().filter(|e| !e.integer && !e.key.starts_with("fc.")).count();
+    assert_eq!(tensors.len(), body_entries);
+    for tensor in &tensors {
+        let expected = fills[torchvision_key(tensor).as_str()];
+        let got = &values[&tensor.id];
+        assert_eq!(got.len(), tensor.num_elements(), "{}", tensor.path);
+        assert!(got.iter().all(|&v| v == expected), "{} holds {} not {expected}", tensor.path, got[0]);
+    }
+}
+
+#[test]
+fn a_state_dict_that_does_not_fit_is_refused_with_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let pth = dir.path().join("broken.pth");
+    let mut entries = torchvision_entries(Arch::Resnet18);
+    entries.retain(|e| e.key != "layer1.0.conv1.weight");
+    let bn = entries.iter_mut().find(|e| e.key == "layer4.1.bn2.running_var").unwrap();
+    bn.shape = vec![256];
+    entries.push(Entry { key: "extra.weight".into(), shape: vec![3], fill: 1.0, integer: false });
+    torch_pth::write_state_dict(&pth, &entries);
+
+    let mut body = ResNet::new(Arch::Resnet18, &cpu());
+    let message = format!("{:#}", load_body(&mut body, &pth).unwrap_err());
+    assert!(message.contains("broken.pth"), "{message}");
+    assert!(message.contains("missing keys: layer1.0.conv1.weight"), "{message}");
+    assert!(message.contains("unexpected keys: extra.weight"), "{message}");
+    assert!(message.contains("layer4.1.bn2.running_var"), "{message}");
+    assert!(!message.contains("fc.weight") && !message.contains("num_batches_tracked"), "{message}");
+
+    let resnet34 = dir.path().join("resnet34.pth");
+    torch_pth::write_state_dict(&resnet34, &torchvision_entries(Arch::Resnet34));
+    let message = format!("{:#}", load_body(&mut ResNet::new(Arch::Resnet18, &cpu()), &resnet34).unwrap_err());
+    assert!(message.contains("unexpected keys: layer1.2.bn1.bias, "), "a resnet34 file in a resnet18: {message}");
+    assert!(message.contains(" and 68 more"), "a long list is cut: {message}");
 }

@@ -1,71 +1,19 @@
 //! The learner on tiny made-up datasets: it learns, its schedule, checkpoints and resume.
 
+#[path = "common/stripes.rs"]
+mod stripes;
+
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Mutex;
 
-use mednist::data::scan;
-use mednist::data::split::{self, SplitOptions};
 use mednist::event::{Event, TrainStart};
 use mednist::job::CancelToken;
 use mednist::learn::checkpoint;
 use mednist::learn::data::TrainData;
-use mednist::learn::device::DeviceChoice;
-use mednist::learn::learner::{FitOutcome, Learner, LearnerSettings};
+use mednist::learn::learner::{FitOutcome, Learner};
 use mednist::learn::schedule::{MaxLr, OneCycle};
-use mednist::model::Arch;
-use mednist::workspace::Workspace;
-
-const SIDE: usize = 16;
-
-/// LibTorch's random generator is global to the process: tests that train take turns, so
-/// a seed fixes each one's weights and dropout.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Two classes anyone can tell apart: horizontal and vertical stripes, with some noise.
-fn make_workspace(per_class: usize) -> (tempfile::TempDir, Workspace) {
-    let dir = tempfile::tempdir().unwrap();
-    let workspace = Workspace::at(dir.path());
-    for (class, horizontal) in [("horizontal", true), ("vertical", false)] {
-        let folder = workspace.dataset_dir().join(class);
-        std::fs::create_dir_all(&folder).unwrap();
-        for i in 0..per_class {
-            let image = image::GrayImage::from_fn(SIDE as u32, SIDE as u32, |x, y| {
-                let along = if horizontal { y } else { x };
-                let noise = ((x * 31 + y * 17 + i as u32 * 13) % 40) as u8;
-                image::Luma([if (along / 2) % 2 == 0 { 200 + noise / 2 } else { 20 + noise }])
-            });
-            image.save(folder.join(format!("{i:03}.png"))).unwrap();
-        }
-    }
-    let scanned = scan::scan(&workspace.dataset_dir(), &|_| {}, &CancelToken::new()).unwrap();
-    split::split(&scanned, &SplitOptions { valid_pct: 0.25, seed: 1, stratify: true })
-        .unwrap()
-        .save(&workspace)
-        .unwrap();
-    (dir, workspace)
-}
-
-fn settings() -> LearnerSettings {
-    LearnerSettings { batch_size: 8, ..LearnerSettings::default() }
-}
-
-fn load(workspace: &Workspace) -> TrainData {
-    TrainData::load(workspace, SIDE, &|_| {}, &CancelToken::new()).unwrap()
-}
-
-fn new_learner(workspace: &Workspace, data: &TrainData) -> Learner {
-    let device = DeviceChoice::Cpu.resolve().unwrap();
-    Learner::new(Arch::Resnet18, data, device, workspace.current_run_dir(), settings())
-}
-
-fn resume(workspace: &Workspace) -> Learner {
-    let device = DeviceChoice::Cpu.resolve().unwrap();
-    Learner::resume(workspace.current_run_dir(), device, settings()).unwrap().expect("a checkpoint")
-}
+use stripes::{SIDE, load, make_workspace, new_learner, one_at_a_time, resume};
 
 /// Runs a fit and returns its events.
 fn fit(
@@ -151,9 +99,9 @@ fn a_checkpoint_round_trip_gives_identical_predictions() {
     let data = load(&workspace);
     let mut learner = new_learner(&workspace, &data);
     fit(&mut learner, &data, 1, "1e-3", &CancelToken::new());
-    let before = learner.validate(&data, &|_| {}, &CancelToken::new()).unwrap().unwrap();
+    let before = learner.validate(&data, &|_| {}, &CancelToken::new()).unwrap();
     let restored = resume(&workspace);
-    let after = restored.validate(&data, &|_| {}, &CancelToken::new()).unwrap().unwrap();
+    let after = restored.validate(&data, &|_| {}, &CancelToken::new()).unwrap();
     assert_eq!(before, after);
     assert_eq!(restored.epochs_done(), 1);
     assert_eq!(restored.history(), learner.history());
@@ -213,7 +161,7 @@ fn a_failure_in_the_middle_of_an_epoch_keeps_the_previous_checkpoint() {
     fit(&mut learner, &data, 1, "1e-3", &CancelToken::new());
     let state_file = workspace.current_run_dir().join("checkpoint.json");
     let saved = std::fs::read(&state_file).unwrap();
-    let expected = learner.validate(&data, &|_| {}, &CancelToken::new()).unwrap().unwrap();
+    let expected = learner.validate(&data, &|_| {}, &CancelToken::new()).unwrap();
 
     // A crash while the second epoch trains.
     let crashed = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -235,7 +183,7 @@ fn a_failure_in_the_middle_of_an_epoch_keeps_the_previous_checkpoint() {
     assert_eq!(std::fs::read(&state_file).unwrap(), saved);
     let restored = resume(&workspace);
     assert_eq!(restored.epochs_done(), 1);
-    assert_eq!(restored.validate(&data, &|_| {}, &CancelToken::new()).unwrap().unwrap(), expected);
+    assert_eq!(restored.validate(&data, &|_| {}, &CancelToken::new()).unwrap(), expected);
     assert!(checkpoint::load(&workspace.current_run_dir()).unwrap().is_some());
     assert!(only_one_weights_file(&workspace.current_run_dir()));
 }

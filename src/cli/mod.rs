@@ -2,7 +2,12 @@
 
 pub mod classes;
 pub mod doctor;
+pub mod export;
 pub mod fetch;
+pub mod freeze;
+pub mod interpret;
+pub mod lr_find;
+pub mod predict;
 pub mod progress;
 pub mod split;
 pub mod table;

@@ -14,21 +14,20 @@ use crate::learn::checkpoint;
 use crate::learn::device::DeviceChoice;
 use crate::learn::learner::{FitOutcome, LearnerSettings};
 use crate::learn::open::{OpenOptions, Opened, open_learner};
+use crate::learn::pretrained::Pretrained;
 use crate::learn::schedule::MaxLr;
 use crate::model::Arch;
 use crate::workspace::Workspace;
 
+/// How to open the learner: shared by `train` and `lr-find`.
 #[derive(Debug, clap::Args)]
-pub struct TrainArgs {
+pub struct LearnerArgs {
     /// Model architecture for a new learner [default: resnet34]
     #[arg(long)]
     pub arch: Option<Arch>,
-    /// Epochs in this one-cycle fit
-    #[arg(long, default_value_t = 3)]
-    pub epochs: usize,
-    /// Peak learning rate: one for all layer groups, or LO..HI (fastai's slice) spread from body to head
-    #[arg(long, default_value = "1e-3", allow_hyphen_values = true)]
-    pub max_lr: MaxLr,
+    /// Start a new learner from pretrained weights (body frozen): imagenet (torchvision's, downloaded once), a URL, or a .pth file
+    #[arg(long, value_name = "imagenet|URL|PATH")]
+    pub pretrained: Option<Pretrained>,
     /// Batch size
     #[arg(long, default_value_t = 64)]
     pub bs: usize,
@@ -44,6 +43,31 @@ pub struct TrainArgs {
     /// Start a new learner instead of continuing the last one
     #[arg(long)]
     pub fresh: bool,
+}
+
+impl LearnerArgs {
+    pub fn open_options(&self) -> OpenOptions {
+        OpenOptions {
+            arch: self.arch,
+            fresh: self.fresh,
+            image_size: self.size,
+            settings: LearnerSettings { batch_size: self.bs, seed: self.seed, ..LearnerSettings::default() },
+            device: self.device,
+            pretrained: self.pretrained.clone(),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub learner: LearnerArgs,
+    /// Epochs in this one-cycle fit
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Peak learning rate: one for all layer groups, or LO..HI (fastai's slice) spread from body to head
+    #[arg(long, default_value = "1e-3", allow_hyphen_values = true)]
+    pub max_lr: MaxLr,
     /// Continue from the checkpoint saved under NAME (the lesson's learn.load)
     #[arg(long, value_name = "NAME", conflicts_with = "fresh")]
     pub load: Option<String>,
@@ -60,14 +84,7 @@ pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
         checkpoint::copy(&workspace.saved_model_dir(name)?, &workspace.current_run_dir())?;
         render.info(format!("loaded the checkpoint saved as {name}"));
     }
-    let options = OpenOptions {
-        arch: args.arch,
-        fresh: args.fresh,
-        image_size: args.size,
-        settings: LearnerSettings { batch_size: args.bs, seed: args.seed, ..LearnerSettings::default() },
-        device: args.device,
-    };
-    let Opened { mut learner, data, .. } = open_learner(workspace, &options, &render, &cancel)?;
+    let Opened { mut learner, data, .. } = open_learner(workspace, &args.learner.open_options(), &render, &cancel)?;
     let outcome = learner.fit_one_cycle(&data, args.epochs, args.max_lr, &render, &cancel)?;
     render.finish();
     if let Some(name) = &args.save {

@@ -20,6 +20,9 @@ pub struct TrainData {
     pub valid: Vec<usize>,
     pub classes: Vec<String>,
     pub split_fingerprint: String,
+    /// The dataset folder, and each cached image's path relative to it.
+    pub dataset: PathBuf,
+    pub paths: Vec<PathBuf>,
 }
 
 impl TrainData {
@@ -61,12 +64,15 @@ impl TrainData {
             }
         })?;
         let train_count = split.train.len();
+        let paths: Vec<PathBuf> = items.into_iter().map(|(path, _)| path).collect();
         Ok(Self {
             cache: Arc::new(cache),
             train: (0..train_count).collect(),
-            valid: (train_count..items.len()).collect(),
+            valid: (train_count..paths.len()).collect(),
             classes: split.classes.clone(),
             split_fingerprint: split.dataset_fingerprint.clone(),
+            dataset,
+            paths,
         })
     }
 }

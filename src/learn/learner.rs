@@ -15,12 +15,16 @@ use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
 
 use super::checkpoint::{self, CheckpointState, CyclePosition};
 use super::data::TrainData;
+use super::export::{self, ExportHeader};
+use super::inference::{self, Predictions};
+use super::lr_find::{LrFindOptions, LrFindResult, LrRecorder};
 use super::metrics::{SmoothedLoss, Tally};
 use super::optimizer::{CycledAdamW, Hypers};
+use super::pretrained;
 use super::schedule::{MaxLr, OneCycle};
 use crate::data::augment::Augment;
 use crate::data::batches::{Batch, BatchPlan, Prefetcher};
-use crate::event::{BatchEnd, Emit, EpochRow, Event, Stage, TrainStart};
+use crate::event::{BatchEnd, Emit, EpochRow, Event, LrStep, Stage, TrainStart};
 use crate::job::CancelToken;
 use crate::model::{Arch, Classifier, LayerGroup};
 
@@ -269,7 +273,7 @@ impl Learner {
                     seconds: started.elapsed().as_secs_f64(),
                 }));
             }
-            let Some(tally) = self.validate(data, emit, cancel)? else {
+            let Some(tally) = self.validate(data, emit, cancel) else {
                 return Ok(self.stop_cancelled(cycle, emit));
             };
             let row = EpochRow {
@@ -286,7 +290,7 @@ impl Learner {
             self.history.push(row.clone());
             self.cycle = Some(cycle.clone());
             emit.emit(Event::Epoch(row));
-            let path = self.save_checkpoint()?;
+            let path = self.save()?;
             emit.emit(Event::CheckpointSaved { epoch, path });
         }
         emit.emit(Event::TrainFinished { epochs: cycle.epochs });
@@ -319,41 +323,130 @@ impl Learner {
     }
 
     /// Loss, error rate and accuracy on the validation images, or `None` if cancelled.
-    pub fn validate(&self, data: &TrainData, emit: &dyn Emit, cancel: &CancelToken) -> Result<Option<Tally>> {
-        let mut tally = Tally::default();
-        let total = data.valid.len() as u64;
-        emit.emit(Event::StageStarted { stage: Stage::Validate, total: Some(total) });
-        for (count, errors, loss_sum) in self.evaluate_batches(data, &data.valid) {
-            if cancel.is_cancelled() {
-                emit.emit(Event::StageFinished { stage: Stage::Validate });
-                return Ok(None);
-            }
-            tally.add(loss_sum, errors, count);
-            emit.emit(Event::Progress { stage: Stage::Validate, done: tally.count() as u64, total: Some(total) });
+    pub fn validate(&self, data: &TrainData, emit: &dyn Emit, cancel: &CancelToken) -> Option<Tally> {
+        self.predict(data, &data.valid, emit, cancel).map(|predictions| predictions.tally())
+    }
+
+    /// Log-probabilities of `items` (positions in `data.cache`), or `None` if cancelled.
+    pub fn predict(
+        &self,
+        data: &TrainData,
+        items: &[usize],
+        emit: &dyn Emit,
+        cancel: &CancelToken,
+    ) -> Option<Predictions> {
+        inference::predict(
+            &self.model.valid(),
+            &self.device.clone().inner(),
+            data.cache.clone(),
+            items,
+            self.settings.batch_size,
+            self.settings.workers,
+            Stage::Validate,
+            emit,
+            cancel,
+        )
+    }
+
+    /// fastai's `freeze()` / `unfreeze()`: with the body frozen only the head and the
+    /// BatchNorm layers train. Kept by the next [`Learner::save`].
+    pub fn set_frozen(&mut self, frozen: bool) {
+        let model = self.model.clone();
+        self.model = if frozen { model.freeze_body() } else { model.unfreeze_body() };
+        self.frozen = frozen;
+    }
+
+    /// Puts torchvision weights from `path` into the body and freezes it, as fastai's
+    /// `vision_learner` does with a pretrained model.
+    pub fn load_pretrained(&mut self, path: &Path) -> Result<()> {
+        pretrained::load_body(&mut self.model.body, path)?;
+        self.set_frozen(true);
+        Ok(())
+    }
+
+    /// fastai's `lr_find()`: trains on batches at exponentially growing learning rates and
+    /// records the smoothed loss, then puts the weights, BatchNorm statistics and optimizer
+    /// state back exactly as they were. `None` when cancelled.
+    pub fn lr_find(
+        &mut self,
+        data: &TrainData,
+        options: &LrFindOptions,
+        emit: &dyn Emit,
+        cancel: &CancelToken,
+    ) -> Result<Option<LrFindResult>> {
+        self.check_data(data)?;
+        let batch_size = self.settings.batch_size.max(1);
+        if data.train.len() < batch_size {
+            bail!("{} training images make no full batch of {batch_size}: use a smaller --bs", data.train.len());
         }
-        emit.emit(Event::StageFinished { stage: Stage::Validate });
-        Ok(Some(tally))
+        let saved = self.snapshot()?;
+        let mut recorder = LrRecorder::new(*options);
+        let mut iteration = 0;
+        let mut cancelled = false;
+        let total = Some(options.iterations as u64);
+        emit.emit(Event::StageStarted { stage: Stage::LrFind, total });
+        'sweep: for epoch in 0.. {
+            let plan = BatchPlan::training(&data.train, batch_size, Augment::default(), self.settings.seed, epoch);
+            for batch in Prefetcher::new(data.cache.clone(), plan, self.settings.workers, 2) {
+                if cancel.is_cancelled() {
+                    cancelled = true;
+                    break 'sweep;
+                }
+                let lr = options.lr_at(iteration);
+                self.set_learning_rate(lr);
+                let loss = self.train_batch(&batch);
+                iteration += 1;
+                let (smooth_loss, go_on) = recorder.record(lr, loss);
+                emit.emit(Event::LrFindStep(LrStep {
+                    iteration,
+                    iterations: options.iterations,
+                    lr,
+                    loss,
+                    smooth_loss,
+                }));
+                emit.emit(Event::Progress { stage: Stage::LrFind, done: iteration as u64, total });
+                if !go_on {
+                    break 'sweep;
+                }
+            }
+        }
+        emit.emit(Event::StageFinished { stage: Stage::LrFind });
+        self.restore(saved)?;
+        Ok((!cancelled).then(|| recorder.finish()))
     }
 
-    /// (images, errors, summed loss) of each evaluation batch of `items`.
-    fn evaluate_batches(&self, data: &TrainData, items: &[usize]) -> impl Iterator<Item = (usize, usize, f64)> {
-        let model = self.model.valid();
-        let device = self.device.clone().inner();
-        let plan = BatchPlan::evaluation(items, self.settings.batch_size);
-        Prefetcher::new(data.cache.clone(), plan, self.settings.workers, 2).map(move |batch| {
-            let (images, targets) = batch_tensors(&batch, &device);
-            let logits = model.forward(images);
-            let log_probs = burn::tensor::activation::log_softmax(logits, 1);
-            let picked = log_probs.clone().gather(1, targets.clone().unsqueeze_dim(1));
-            let loss_sum = -(picked.sum().into_scalar::<f32>() as f64);
-            let predicted = log_probs.argmax(1).squeeze_dim::<1>(1);
-            let errors = predicted.not_equal(targets).int().sum().into_scalar::<i64>() as usize;
-            (batch.len(), errors, loss_sum)
-        })
+    /// The weights (BatchNorm statistics included) and optimizer state, serialised.
+    fn snapshot(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+        // `valid()` folds a pending BatchNorm statistics update in before the record is taken.
+        let _ = self.model.valid();
+        let model = self.model.clone().into_record().into_bytes().context("cannot serialise the weights")?;
+        let optimizer = self.optimizer.into_bytes().context("cannot serialise the optimizer state")?;
+        Ok((model.to_vec(), optimizer.to_vec()))
     }
 
-    /// Writes the checkpoint for the epochs done so far into the run folder.
-    fn save_checkpoint(&self) -> Result<PathBuf> {
+    /// Back to a [`Learner::snapshot`], in fresh modules: training passes since may have left
+    /// BatchNorm updates pending in the current ones.
+    fn restore(&mut self, (model, optimizer): (Vec<u8>, Vec<u8>)) -> Result<()> {
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model)).context("cannot read the saved weights")?;
+        let fresh = Classifier::new(self.arch, self.classes.len(), &self.device).try_load_record(record)?;
+        self.model = if self.frozen { fresh.freeze_body() } else { fresh };
+        self.optimizer = build_optimizer(&self.hypers, self.settings.weight_decay)
+            .from_bytes(Bytes::from_bytes_vec(optimizer))
+            .context("cannot read the saved optimizer state")?;
+        Ok(())
+    }
+
+    /// The lesson's `learn.export()`: one file with the weights and what prediction needs.
+    pub fn export(&self, path: &Path) -> Result<()> {
+        let _ = self.model.valid();
+        let weights = self.model.clone().into_record().into_bytes().context("cannot serialise the weights")?;
+        let header = ExportHeader::new(self.arch, self.classes.clone(), self.image_size, self.epochs_done);
+        export::write(path, &header, &weights)
+    }
+
+    /// Writes the checkpoint for the epochs done so far into the run folder: a fit does after
+    /// every epoch, `set_frozen` needs it to last.
+    pub fn save(&self) -> Result<PathBuf> {
         let model_bytes = self.model.clone().into_record().into_bytes().context("cannot serialise the weights")?;
         let optimizer_bytes = self.optimizer.into_bytes().context("cannot serialise the optimizer state")?;
         let state = CheckpointState {

@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use super::data::TrainData;
 use super::device::DeviceChoice;
 use super::learner::{Learner, LearnerSettings};
+use super::pretrained::{self, Pretrained};
 use crate::event::Emit;
 use crate::job::CancelToken;
 use crate::model::Arch;
@@ -24,6 +25,8 @@ pub struct OpenOptions {
     pub image_size: usize,
     pub settings: LearnerSettings,
     pub device: DeviceChoice,
+    /// Start a new learner from these weights, body frozen (fastai's pretrained default).
+    pub pretrained: Option<Pretrained>,
 }
 
 impl Default for OpenOptions {
@@ -34,6 +37,7 @@ impl Default for OpenOptions {
             image_size: 64,
             settings: LearnerSettings::default(),
             device: DeviceChoice::Auto,
+            pretrained: None,
         }
     }
 }
@@ -70,6 +74,20 @@ pub fn open_learner(
             learner.arch
         );
     }
+    if let (Some(learner), Some(pretrained)) = (&previous, &options.pretrained) {
+        bail!(
+            "a {} trained for {} epoch(s) is saved in {}: --pretrained {pretrained} starts a new learner: add --fresh \
+             to replace it",
+            learner.arch,
+            learner.epochs_done(),
+            run_dir.display()
+        );
+    }
+    let arch = options.arch.unwrap_or_default();
+    let weights = match (&previous, &options.pretrained) {
+        (None, Some(source)) => Some(pretrained::resolve(source, arch, workspace, emit, cancel)?),
+        _ => None,
+    };
     let size = previous.as_ref().map_or(options.image_size, |learner| learner.image_size);
     let data = TrainData::load(workspace, size, emit, cancel)?;
     let device_label = device.1.clone();
@@ -83,8 +101,23 @@ pub fn open_learner(
             (learner, true)
         }
         None => {
-            (Learner::new(options.arch.unwrap_or_default(), &data, device, run_dir, options.settings.clone()), false)
+            let mut learner = Learner::new(arch, &data, device, run_dir, options.settings.clone());
+            if let Some(weights) = weights {
+                learner.load_pretrained(&weights)?;
+                emit.info(format!(
+                    "loaded {} into the {arch} body; the body is frozen (`mednist unfreeze` trains it too)",
+                    weights.display()
+                ));
+            }
+            (learner, false)
         }
     };
     Ok(Opened { learner, data, resumed, device: device_label })
+}
+
+/// The learner saved in the workspace's current run, for the steps that need a trained one.
+pub fn open_saved(workspace: &Workspace, device: DeviceChoice) -> Result<Learner> {
+    let run_dir = workspace.current_run_dir();
+    let resumed = Learner::resume(run_dir.clone(), device.resolve()?, LearnerSettings::default())?;
+    resumed.ok_or_else(|| anyhow::anyhow!("no learner is saved in {}: run `mednist train` first", run_dir.display()))
 }

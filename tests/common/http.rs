@@ -1,6 +1,8 @@
 //! A small HTTP/1.1 server on 127.0.0.1 for download tests. It serves fixed bodies,
 //! honours `Range: bytes=N-` (206, or 416 past the end), can cut its first response off
 //! mid-body, and records every request it gets.
+// Each test binary that includes this module uses a part of it.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

@@ -1,0 +1,129 @@
+//! `mednist interpret`: the lesson's `ClassificationInterpretation` of the trained learner's
+//! validation predictions, as tables (or JSON), and the top-loss images when stdout is a
+//! terminal.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+use crate::cli::progress::StderrProgress;
+use crate::cli::table::Table;
+use crate::job::CancelToken;
+use crate::learn::data::TrainData;
+use crate::learn::device::DeviceChoice;
+use crate::learn::interpret::{Interpretation, TopLoss};
+use crate::learn::open::open_saved;
+use crate::workspace::Workspace;
+
+#[derive(Debug, clap::Args)]
+pub struct InterpretArgs {
+    /// How many of the worst validation images to list
+    #[arg(long, default_value_t = 9)]
+    pub top: usize,
+    /// Do not draw the top-loss images (they are drawn only when stdout is a terminal)
+    #[arg(long)]
+    pub no_images: bool,
+    /// Where to run the model: auto, cpu, cuda, cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+pub fn run(workspace: &Workspace, args: &InterpretArgs, json: bool) -> Result<()> {
+    let cancel = CancelToken::new();
+    crate::cli::cancel_on_interrupt(&cancel, "stopping");
+    let progress = if json { StderrProgress::quiet() } else { StderrProgress::new() };
+    let learner = open_saved(workspace, args.device)?;
+    let data = TrainData::load(workspace, learner.image_size, &progress, &cancel)?;
+    learner.check_data(&data)?;
+    let Some(predictions) = learner.predict(&data, &data.valid, &progress, &cancel) else {
+        bail!("interrupted");
+    };
+    let interpretation = Interpretation::new(&learner.classes, &predictions, &data.paths, args.top);
+    if json {
+        return crate::cli::print_json(&interpretation);
+    }
+    print!("{}", render(&interpretation));
+    if !args.no_images && std::io::stdout().is_terminal() {
+        draw_top_losses(&interpretation.top_losses, &data.dataset);
+    }
+    Ok(())
+}
+
+/// Every table of the interpretation, as plain text.
+pub fn render(interpretation: &Interpretation) -> String {
+    let classes = &interpretation.classes;
+    let matrix = |cell: &dyn Fn(usize, usize) -> String| {
+        let mut table = Table::new(std::iter::once("actual \\ predicted".to_string()).chain(classes.iter().cloned()));
+        for (actual, name) in classes.iter().enumerate() {
+            table.row(std::iter::once(name.clone()).chain((0..classes.len()).map(|p| cell(actual, p))));
+        }
+        table.render()
+    };
+    let mut out = format!(
+        "{} validation images, error_rate {:.4}\n\nconfusion matrix (counts)\n{}\nconfusion matrix (fraction of each actual class)\n{}\n",
+        interpretation.confusion.iter().flatten().sum::<usize>(),
+        interpretation.error_rate,
+        matrix(&|actual, predicted| interpretation.confusion[actual][predicted].to_string()),
+        matrix(&|actual, predicted| format!("{:.3}", interpretation.normalized_row(actual)[predicted])),
+    );
+    let mut scores = Table::new(["class", "precision", "recall", "f1", "support"]);
+    for s in &interpretation.scores {
+        scores.row([
+            s.class.clone(),
+            format!("{:.4}", s.precision),
+            format!("{:.4}", s.recall),
+            format!("{:.4}", s.f1),
+            s.support.to_string(),
+        ]);
+    }
+    out += &format!("per class\n{}\n", scores.render());
+    if interpretation.most_confused.is_empty() {
+        out += "most confused: none, every validation image is right\n\n";
+    } else {
+        let mut confused = Table::new(["actual", "predicted", "images"]);
+        for c in &interpretation.most_confused {
+            confused.row([c.actual.clone(), c.predicted.clone(), c.count.to_string()]);
+        }
+        out += &format!("most confused\n{}\n", confused.render());
+    }
+    let mut top = Table::new(["#", "predicted", "actual", "loss", "p(actual)", "image"]);
+    for (rank, t) in interpretation.top_losses.iter().enumerate() {
+        top.row([
+            (rank + 1).to_string(),
+            t.predicted.clone(),
+            t.actual.clone(),
+            format!("{:.4}", t.loss),
+            format!("{:.4}", t.probability_actual),
+            t.path.display().to_string(),
+        ]);
+    }
+    out += &format!("top losses\n{}", top.render());
+    out
+}
+
+/// The images with their captions, as the lesson's `plot_top_losses`: kitty or iTerm2
+/// graphics where the terminal has them, half-blocks otherwise.
+fn draw_top_losses(top_losses: &[TopLoss], dataset: &Path) {
+    let config = viuer::Config { absolute_offset: false, width: Some(24), ..viuer::Config::default() };
+    for (rank, t) in top_losses.iter().enumerate() {
+        println!(
+            "\n{}. predicted {} / actual {} / loss {:.2} / p(actual) {:.2}  {}",
+            rank + 1,
+            t.predicted,
+            t.actual,
+            t.loss,
+            t.probability_actual,
+            t.path.display()
+        );
+        let path = dataset.join(&t.path);
+        match image::open(&path) {
+            Ok(picture) => {
+                if let Err(error) = viuer::print(&picture, &config) {
+                    eprintln!("cannot draw {}: {error}", path.display());
+                }
+            }
+            Err(error) => eprintln!("cannot draw {}: {error}", path.display()),
+        }
+    }
+}

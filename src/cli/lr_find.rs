@@ -1,0 +1,75 @@
+//! `mednist lr-find`: the lesson's `learn.lr_find()`, headless. The learner is left as it was.
+
+use anyhow::{Result, bail};
+
+use crate::cli::progress::StderrProgress;
+use crate::cli::table::Table;
+use crate::cli::train::LearnerArgs;
+use crate::job::CancelToken;
+use crate::learn::lr_find::{LrFindOptions, LrFindResult};
+use crate::learn::open::{Opened, open_learner};
+use crate::workspace::Workspace;
+
+#[derive(Debug, clap::Args)]
+pub struct LrFindArgs {
+    #[command(flatten)]
+    pub learner: LearnerArgs,
+    /// Learning rate of the first batch
+    #[arg(long, default_value_t = 1e-7)]
+    pub start_lr: f64,
+    /// Learning rate the sweep ends at
+    #[arg(long, default_value_t = 10.0)]
+    pub end_lr: f64,
+    /// Batches in the sweep
+    #[arg(long, default_value_t = 100)]
+    pub iterations: usize,
+    /// Keep going when the loss diverges
+    #[arg(long)]
+    pub no_stop: bool,
+}
+
+pub fn run(workspace: &Workspace, args: &LrFindArgs, json: bool) -> Result<()> {
+    if !(args.start_lr > 0.0 && args.end_lr > args.start_lr) {
+        bail!("--start-lr {} and --end-lr {}: need 0 < start < end", args.start_lr, args.end_lr);
+    }
+    if args.iterations < 2 {
+        bail!("--iterations {}: the sweep needs at least 2 batches", args.iterations);
+    }
+    let cancel = CancelToken::new();
+    crate::cli::cancel_on_interrupt(&cancel, "stopping the sweep");
+    let progress = if json { StderrProgress::quiet() } else { StderrProgress::new() };
+    let Opened { mut learner, data, .. } = open_learner(workspace, &args.learner.open_options(), &progress, &cancel)?;
+    let options = LrFindOptions {
+        start_lr: args.start_lr,
+        end_lr: args.end_lr,
+        iterations: args.iterations,
+        stop_on_divergence: !args.no_stop,
+    };
+    let Some(result) = learner.lr_find(&data, &options, &progress, &cancel)? else {
+        bail!("interrupted; the learner is as it was");
+    };
+    if json {
+        return crate::cli::print_json(&result);
+    }
+    print!("{}", render(&result));
+    Ok(())
+}
+
+/// The suggestions, then the curve at about a dozen points.
+pub fn render(result: &LrFindResult) -> String {
+    let mut out = match &result.suggestions {
+        Some(s) => format!(
+            "suggested learning rates: valley {:.2e} (fastai's default), steep {:.2e}\n",
+            s.valley.lr, s.steep.lr
+        ),
+        None => "the sweep was too short to suggest a learning rate: use more --iterations\n".to_string(),
+    };
+    let stopped = if result.diverged { ", stopped when the loss diverged" } else { "" };
+    out += &format!("{} batches{stopped}\n", result.lrs.len());
+    let mut curve = Table::new(["lr", "smoothed loss"]);
+    let step = result.lrs.len().div_ceil(12).max(1);
+    for (lr, loss) in result.lrs.iter().zip(&result.losses).step_by(step) {
+        curve.row([format!("{lr:.2e}"), format!("{loss:.4}")]);
+    }
+    out + &curve.render()
+}

@@ -1,0 +1,142 @@
+//! The lesson's `learn.export()`: one file holding everything prediction needs (weights,
+//! architecture, class names, normalisation, input size), and loading it back to predict.
+//!
+//! Layout: the magic line `mednist-export\n`, a little-endian u32 length, that many bytes of
+//! JSON ([`ExportHeader`]), then the weights as a burnpack record (burn's own format).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail, ensure};
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+use serde::{Deserialize, Serialize};
+
+use super::inference::{self, Predictions};
+use crate::data::batches::{IMAGENET_MEAN, IMAGENET_STD};
+use crate::data::cache::ImageCache;
+use crate::event::{Emit, Stage};
+use crate::job::CancelToken;
+use crate::model::{Arch, Classifier};
+use crate::workspace::write_atomic;
+
+const MAGIC: &[u8] = b"mednist-export\n";
+const FORMAT: u32 = 1;
+
+/// What an exported model is, written as JSON ahead of its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportHeader {
+    pub format: u32,
+    pub arch: Arch,
+    pub classes: Vec<String>,
+    /// Images are resized to `image_size` x `image_size` gray, replicated to 3 channels.
+    pub image_size: usize,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// Epochs the model was trained for.
+    pub epochs: usize,
+    pub mednist_version: String,
+}
+
+impl ExportHeader {
+    pub fn new(arch: Arch, classes: Vec<String>, image_size: usize, epochs: usize) -> Self {
+        Self {
+            format: FORMAT,
+            arch,
+            classes,
+            image_size,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+            epochs,
+            mednist_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// Writes `header` and `weights` (a burnpack record) to `path`, atomically.
+pub fn write(path: &Path, header: &ExportHeader, weights: &[u8]) -> Result<()> {
+    let json = serde_json::to_vec(header)?;
+    let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + json.len() + weights.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&json);
+    bytes.extend_from_slice(weights);
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    write_atomic(path, &bytes)
+}
+
+/// An exported model, loaded for prediction.
+pub struct ExportedModel {
+    pub header: ExportHeader,
+    pub path: PathBuf,
+    model: Classifier,
+    device: Device,
+}
+
+impl ExportedModel {
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let bytes = fs::read(path).with_context(|| format!("cannot read the exported model {}", path.display()))?;
+        let not_export = || format!("{} is not a model written by `mednist export`", path.display());
+        ensure!(bytes.starts_with(MAGIC), not_export());
+        let rest = &bytes[MAGIC.len()..];
+        ensure!(rest.len() >= 4, not_export());
+        let length = u32::from_le_bytes(rest[..4].try_into().expect("four bytes")) as usize;
+        ensure!(rest.len() >= 4 + length, "{} is cut short", path.display());
+        let header: ExportHeader = serde_json::from_slice(&rest[4..4 + length])
+            .with_context(|| format!("the header of {} is broken", path.display()))?;
+        if header.format != FORMAT {
+            bail!(
+                "{} is export format {}, this mednist reads format {FORMAT}: export it again with this version",
+                path.display(),
+                header.format
+            );
+        }
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(rest[4 + length..].to_vec()))
+            .with_context(|| format!("the weights in {} cannot be read", path.display()))?;
+        let model = Classifier::new(header.arch, header.classes.len(), device)
+            .try_load_record(record)
+            .with_context(|| format!("the weights in {} do not fit a {}", path.display(), header.arch))?;
+        Ok(Self { header, path: path.to_path_buf(), model, device: device.clone() })
+    }
+
+    /// Scores gray `header.image_size`-square images, in order.
+    pub fn predict(&self, images: Vec<Vec<u8>>, emit: &dyn Emit, cancel: &CancelToken) -> Option<Predictions> {
+        let count = images.len();
+        let side = self.header.image_size;
+        let cache = ImageCache::from_pixels(side, images.concat(), vec![0; count]);
+        let items: Vec<usize> = (0..count).collect();
+        inference::predict(&self.model, &self.device, Arc::new(cache), &items, 64, 1, Stage::Predict, emit, cancel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_files_that_are_not_exports() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = crate::learn::device::DeviceChoice::Cpu.resolve().unwrap().0;
+        let other = dir.path().join("weights.pth");
+        fs::write(&other, b"PK\x03\x04 a zip").unwrap();
+        let error = ExportedModel::load(&other, &device).err().unwrap();
+        assert!(format!("{error:#}").contains("not a model written by `mednist export`"), "{error:#}");
+
+        let cut = dir.path().join("cut.mednist");
+        let header = ExportHeader::new(Arch::Resnet18, vec!["a".into()], 64, 1);
+        write(&cut, &header, b"").unwrap();
+        let whole = fs::read(&cut).unwrap();
+        fs::write(&cut, &whole[..whole.len() - 10]).unwrap();
+        let error = ExportedModel::load(&cut, &device).err().unwrap();
+        assert!(format!("{error:#}").contains("cut short"), "{error:#}");
+
+        let future = dir.path().join("future.mednist");
+        write(&future, &ExportHeader { format: 99, ..header }, b"").unwrap();
+        let error = ExportedModel::load(&future, &device).err().unwrap();
+        assert!(format!("{error:#}").contains("export format 99"), "{error:#}");
+    }
+}
