@@ -11,12 +11,17 @@ use image::{GrayImage, Luma};
 use mednist::data::fetch::{ClassFolder, DatasetInfo};
 use mednist::data::scan::ClassSummary;
 use mednist::data::split::{ClassCounts, SplitOptions};
-use mednist::event::{BatchEnd, EpochRow, Event, Level, Stage, TrainStart};
+use mednist::event::{BatchEnd, EpochRow, Event, Level, LrStep, Stage, TrainStart};
+use mednist::learn::inference::Predictions;
+use mednist::learn::interpret::Interpretation;
+use mednist::learn::lr_find::{LrFindOptions, LrRecorder};
+use mednist::learn::pretrained::Pretrained;
 use mednist::model::Arch;
 use mednist::system::{Cuda, LibTorch, SystemReport};
 use mednist::tui::app::{Action, App, Overlay};
 use mednist::tui::jobs::{
-    ClassesInfo, JobMessage, JobRequest, LearnerInfo, Outcome, Output, PreviewInfo, PreviewView, SetupInfo, SplitInfo,
+    ClassesInfo, InterpretInfo, JobMessage, JobRequest, LearnerInfo, Outcome, Output, PreviewInfo, PreviewView,
+    SetupInfo, SplitInfo,
 };
 use mednist::tui::panes::{PaneId, Status};
 use mednist::tui::theme::Theme;
@@ -324,13 +329,175 @@ fn train_pane_wide_puts_table_and_chart_side_by_side() {
     insta::assert_snapshot!(screen(&mut app, 140, 30).backend());
 }
 
-#[test]
-fn coming_pane() {
+fn interpret_info() -> InterpretInfo {
+    // Six classes, ten validation images each; a few mistakes, the worst first in `rows`.
+    let mut log_probs = Vec::new();
+    let mut labels = Vec::new();
+    for class in 0..6 {
+        for i in 0..10 {
+            let predicted = match (class, i) {
+                (0, 0..=2) => 3,
+                (4, 0) => 0,
+                _ => class,
+            };
+            let sure = if predicted == class { 0.9 } else { 0.6 - i as f32 * 0.1 };
+            let row: Vec<f32> = (0..6)
+                .map(|c| {
+                    if c == predicted {
+                        sure
+                    } else if c == class {
+                        0.05 + i as f32 * 0.01
+                    } else {
+                        0.01
+                    }
+                })
+                .collect();
+            let total: f32 = row.iter().sum();
+            log_probs.extend(row.iter().map(|p| (p / total).ln()));
+            labels.push(class);
+        }
+    }
+    let predictions = Predictions { classes: 6, log_probs, labels, items: (0..60).collect() };
+    let paths: Vec<PathBuf> = (0..60).map(|i| PathBuf::from(format!("{}/{i:06}.jpeg", CLASSES[i / 10]))).collect();
+    let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
+    let interpretation = Interpretation::new(&classes, &predictions, &paths, 6);
+    let images = (0..6).map(|i| Some(image(i as u32))).collect();
+    InterpretInfo { interpretation, images }
+}
+
+/// The app after an Interpret run on `interpret_info`.
+fn interpreted() -> App {
     let mut app = app();
-    press(&mut app, "8");
-    app.handle_key(key(KeyCode::Enter));
-    assert!(app.notice().unwrap().contains("later version"));
+    run(
+        &mut app,
+        PaneId::Interpret,
+        vec![
+            output(PaneId::Interpret, Output::Interpret(Box::new(interpret_info()))),
+            finished(PaneId::Interpret, Outcome::Done),
+        ],
+    );
+    app
+}
+
+#[test]
+fn interpret_pane() {
+    let mut app = interpreted();
     insta::assert_snapshot!(screen(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn interpret_pane_wide_shows_fractions_beside_the_top_losses() {
+    let mut app = interpreted();
+    press(&mut app, "v");
+    let screen = screen(&mut app, 130, 34);
+    assert!(text(&screen).contains("fraction of each actual class"));
+    insta::assert_snapshot!(screen.backend());
+}
+
+fn lr_steps(count: usize) -> Vec<JobMessage> {
+    let options = LrFindOptions { iterations: 40, ..LrFindOptions::default() };
+    (0..count)
+        .map(|i| {
+            let lr = options.lr_at(i);
+            // Flat, then falling from 1e-5, then blowing up past 1e-1.
+            let x = lr.log10();
+            let loss = if x < -5.0 {
+                1.8
+            } else if x < -1.5 {
+                1.8 - (x + 5.0) * 0.45
+            } else {
+                0.2 + (x + 1.5) * 3.0
+            };
+            event(
+                PaneId::LrFind,
+                Event::LrFindStep(LrStep { iteration: i + 1, iterations: 40, lr, loss, smooth_loss: loss }),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn lr_find_pane() {
+    let mut app = app();
+    let mut messages = lr_steps(40);
+    let mut recorder =
+        LrRecorder::new(LrFindOptions { iterations: 40, stop_on_divergence: false, ..LrFindOptions::default() });
+    for step in &messages {
+        if let JobMessage::Event { event: Event::LrFindStep(step), .. } = step {
+            recorder.record(step.lr, step.loss);
+        }
+    }
+    let result = recorder.finish();
+    assert!(result.suggestions.is_some());
+    messages.push(output(PaneId::LrFind, Output::LrFind(result)));
+    messages.push(finished(PaneId::LrFind, Outcome::Done));
+    run(&mut app, PaneId::LrFind, messages);
+    let screen = screen(&mut app, 80, 24);
+    assert!(text(&screen).contains("suggested max_lr: valley"));
+    insta::assert_snapshot!(screen.backend());
+}
+
+#[test]
+fn the_lr_find_curve_grows_as_steps_arrive_and_a_new_sweep_starts_over() {
+    let mut app = app();
+    run(&mut app, PaneId::LrFind, lr_steps(10));
+    assert_eq!(app.panes.lr_find.curve().len(), 10);
+    assert!(app.panes.lr_find.result().is_none());
+    assert!(text(&screen(&mut app, 80, 24)).contains("10 batches so far"));
+    let now = Instant::now();
+    for message in lr_steps(15).into_iter().skip(10) {
+        app.apply(message, now);
+    }
+    assert_eq!(app.panes.lr_find.curve().len(), 15);
+    app.apply(finished(PaneId::LrFind, Outcome::Cancelled), now);
+    run(&mut app, PaneId::LrFind, lr_steps(3));
+    assert_eq!(app.panes.lr_find.curve().len(), 3, "a new sweep starts a new curve");
+}
+
+#[test]
+fn u_freezes_or_unfreezes_the_open_learner() {
+    let mut app = app();
+    press(&mut app, "6");
+    assert!(press(&mut app, "u").is_none());
+    assert!(app.notice().unwrap().contains("open the learner first"), "{:?}", app.notice());
+    run(
+        &mut app,
+        PaneId::Learner,
+        vec![output(PaneId::Learner, Output::Learner(learner_info())), finished(PaneId::Learner, Outcome::Done)],
+    );
+    let Some(Action::Run(JobRequest::SetFrozen { frozen, .. })) = press(&mut app, "u") else {
+        panic!("no freeze request")
+    };
+    assert!(frozen, "the open learner is unfrozen, so u freezes it");
+}
+
+#[test]
+fn the_pretrained_setting_reaches_the_learner_options() {
+    let mut app = app();
+    press(&mut app, "6");
+    for _ in 0..4 {
+        app.handle_key(key(KeyCode::Down));
+    }
+    app.handle_key(key(KeyCode::Right)); // none -> imagenet
+    let Some(Action::Run(JobRequest::Learner(open))) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("no learner request")
+    };
+    assert_eq!(open.pretrained, Some(Pretrained::Imagenet));
+    app.apply(finished(PaneId::Learner, Outcome::Done), Instant::now());
+    press(&mut app, "e");
+    for _ in 0.."imagenet".len() {
+        app.handle_key(key(KeyCode::Backspace));
+    }
+    press(&mut app, "/weights/r34.pth");
+    app.handle_key(key(KeyCode::Enter));
+    let Some(Action::Run(JobRequest::Interpret { open, top })) = ({
+        press(&mut app, "8");
+        app.handle_key(key(KeyCode::Enter))
+    }) else {
+        panic!("no interpret request")
+    };
+    assert_eq!(open.pretrained, Some(Pretrained::File("/weights/r34.pth".into())));
+    assert_eq!(top, 9);
 }
 
 #[test]

@@ -167,6 +167,17 @@ fn the_lesson_end_to_end_in_tmux() {
         "{trained}"
     );
 
+    // The lesson's reading of the errors, and a short learning-rate sweep on the same learner.
+    tmux.keys(&["8", "Enter"]);
+    let interpreted = tmux.wait_for_text("most confused", long);
+    assert!(interpreted.contains("on 16 validation images"), "{interpreted}");
+    tmux.keys(&["9", "Left", "Left", "Left", "Left", "Left", "Left", "Left", "Left", "Left", "Enter"]);
+    let swept = tmux.wait_for("the sweep's result", long, |screen| {
+        screen.contains("num_it=10") && screen.contains(" done│") && screen.contains("learning rate (log)")
+    });
+    assert!(swept.contains("suggested max_lr") || swept.contains("too short"), "{swept}");
+    tmux.keys(&["7"]);
+
     // A long second fit, stopped by quitting: it ends after its batch, the checkpoint stays.
     tmux.keys(&["e", "BSpace", "2", "0", "Enter", "Enter"]);
     tmux.wait_for_text("epoch 1 · batch", long);

@@ -15,9 +15,10 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::form::FormKey;
 use super::jobs::{JobMessage, JobRequest, Output};
 use super::panes::classes::ClassesPane;
-use super::panes::coming::ComingPane;
 use super::panes::fetch::FetchPane;
+use super::panes::interpret::InterpretPane;
 use super::panes::learner::LearnerPane;
+use super::panes::lr_find::LrFindPane;
 use super::panes::preview::PreviewPane;
 use super::panes::setup::SetupPane;
 use super::panes::split::SplitPane;
@@ -50,6 +51,7 @@ pub enum Overlay {
 }
 
 /// Every pane, by step.
+#[derive(Default)]
 pub struct Panes {
     pub setup: SetupPane,
     pub fetch: FetchPane,
@@ -58,24 +60,8 @@ pub struct Panes {
     pub preview: PreviewPane,
     pub learner: LearnerPane,
     pub train: TrainPane,
-    pub interpret: ComingPane,
-    pub lr_find: ComingPane,
-}
-
-impl Default for Panes {
-    fn default() -> Self {
-        Self {
-            setup: SetupPane::default(),
-            fetch: FetchPane::default(),
-            classes: ClassesPane::default(),
-            split: SplitPane::default(),
-            preview: PreviewPane::default(),
-            learner: LearnerPane::default(),
-            train: TrainPane::default(),
-            interpret: ComingPane::interpret(),
-            lr_find: ComingPane::lr_find(),
-        }
-    }
+    pub interpret: InterpretPane,
+    pub lr_find: LrFindPane,
 }
 
 impl Panes {
@@ -117,7 +103,8 @@ impl Panes {
             PaneId::Preview => self.preview.request(),
             PaneId::Learner => self.learner.request(),
             PaneId::Train => self.train.request(self.learner.options()),
-            PaneId::Interpret | PaneId::LrFind => Err(format!("{} comes in a later version", id.title())),
+            PaneId::Interpret => self.interpret.request(self.learner.options()),
+            PaneId::LrFind => self.lr_find.request(self.learner.options()),
         }
     }
 }
@@ -313,7 +300,7 @@ impl App {
                 pane.on_event(&event);
             }
             JobMessage::Output { pane, output } => {
-                if matches!(output, Output::Classes(_) | Output::Preview(_)) {
+                if matches!(output, Output::Classes(_) | Output::Preview(_) | Output::Interpret(_)) {
                     self.needs_clear = true;
                 }
                 self.panes.get_mut(pane).on_output(output, &self.images);
@@ -363,13 +350,12 @@ impl App {
         let mut lines = vec![Line::styled(" Steps", theme.dim()), Line::raw("")];
         for id in PaneId::ALL {
             let cell = self.panes.get(id).cell();
-            let (mark, mark_style) = match (&cell.status, id) {
-                (_, PaneId::Interpret | PaneId::LrFind) => ("soon".to_string(), theme.dim()),
-                (Status::NotRun, _) => ("[ ]".to_string(), theme.dim()),
-                (Status::Running, _) => ("[*]".to_string(), theme.running()),
-                (Status::Done, _) => (format!("{}✓", execution_label(cell)), theme.done()),
-                (Status::Cancelled, _) => (format!("{}■", execution_label(cell)), theme.warning()),
-                (Status::Failed(_), _) => (format!("{}✗", execution_label(cell)), theme.failed()),
+            let (mark, mark_style) = match &cell.status {
+                Status::NotRun => ("[ ]".to_string(), theme.dim()),
+                Status::Running => ("[*]".to_string(), theme.running()),
+                Status::Done => (format!("{}✓", execution_label(cell)), theme.done()),
+                Status::Cancelled => (format!("{}■", execution_label(cell)), theme.warning()),
+                Status::Failed(_) => (format!("{}✗", execution_label(cell)), theme.failed()),
             };
             let name_width = (SIDEBAR_WIDTH as usize).saturating_sub(4 + mark.chars().count() + 1);
             let name = format!(" {} {:<name_width$}", id.number(), id.title());
@@ -484,7 +470,7 @@ impl App {
 
     fn render_help(&self, frame: &mut Frame, area: Rect) {
         let keys = [
-            ("1-9", "go to a step (8 and 9 come later)"),
+            ("1-9", "go to a step"),
             ("Enter", "run the step, or run it again"),
             ("Esc", "stop the running step; training stops after"),
             ("", "  its current batch and keeps its checkpoint"),
@@ -492,6 +478,8 @@ impl App {
             ("← →", "change it"),
             ("e", "type a value (Enter accepts, Esc cancels)"),
             ("n", "Preview: draw a new sample"),
+            ("u", "Learner: freeze or unfreeze the body"),
+            ("v", "Interpret: counts or fractions"),
             ("?", "show or hide these keys"),
             ("q", "quit (asks first while a step runs)"),
             ("Ctrl-C", "quit at once"),

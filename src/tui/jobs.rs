@@ -24,7 +24,9 @@ use crate::data::split::{self, ClassCounts, Split, SplitOptions};
 use crate::event::{Emit, EpochRow, Event, Level};
 use crate::job::{CancelToken, Cancelled};
 use crate::learn::data::TrainData;
+use crate::learn::interpret::Interpretation;
 use crate::learn::learner::{FitOutcome, Learner};
+use crate::learn::lr_find::{LrFindOptions, LrFindResult};
 use crate::learn::open::{OpenOptions, open_learner};
 use crate::learn::schedule::MaxLr;
 use crate::model::Arch;
@@ -54,6 +56,21 @@ pub enum JobRequest {
         epochs: usize,
         max_lr: MaxLr,
     },
+    /// Freeze or unfreeze the body of the open learner (opening one first if need be).
+    SetFrozen {
+        open: OpenOptions,
+        frozen: bool,
+    },
+    /// Interpret the open learner's validation predictions, keeping the `top` worst.
+    Interpret {
+        open: OpenOptions,
+        top: usize,
+    },
+    /// The learning-rate finder on the open learner.
+    LrFind {
+        open: OpenOptions,
+        options: LrFindOptions,
+    },
 }
 
 impl JobRequest {
@@ -64,8 +81,10 @@ impl JobRequest {
             JobRequest::Classes => PaneId::Classes,
             JobRequest::Split(_) => PaneId::Split,
             JobRequest::Preview { .. } => PaneId::Preview,
-            JobRequest::Learner(_) => PaneId::Learner,
+            JobRequest::Learner(_) | JobRequest::SetFrozen { .. } => PaneId::Learner,
             JobRequest::Train { .. } => PaneId::Train,
+            JobRequest::Interpret { .. } => PaneId::Interpret,
+            JobRequest::LrFind { .. } => PaneId::LrFind,
         }
     }
 }
@@ -107,6 +126,16 @@ pub enum Output {
     Learner(LearnerInfo),
     /// The open learner's epochs so far, before a fit adds to them.
     TrainHistory(Vec<EpochRow>),
+    Interpret(Box<InterpretInfo>),
+    LrFind(LrFindResult),
+}
+
+#[derive(Debug, Clone)]
+pub struct InterpretInfo {
+    pub interpretation: Interpretation,
+    /// The top-loss images, `IMAGE_SIDE` square, in the interpretation's order; `None` when
+    /// one would not decode.
+    pub images: Vec<Option<GrayImage>>,
 }
 
 #[derive(Debug, Clone)]
@@ -323,14 +352,7 @@ impl Kernel {
                 self.trainer = Some(trainer);
             }
             JobRequest::Train { open, epochs, max_lr } => {
-                let mut trainer = match self.trainer.take() {
-                    Some(trainer) => trainer,
-                    None => {
-                        let trainer = self.open(&open, &emit, cancel)?;
-                        self.send(PaneId::Learner, Output::Learner(learner_info(&trainer)));
-                        trainer
-                    }
-                };
+                let mut trainer = self.take_trainer(&open, &emit, cancel)?;
                 self.send(pane, Output::TrainHistory(trainer.learner.history().to_vec()));
                 let outcome = trainer.learner.fit_one_cycle(&trainer.data, epochs, max_lr, &emit, cancel);
                 self.send(PaneId::Learner, Output::Learner(learner_info(&trainer)));
@@ -339,6 +361,53 @@ impl Kernel {
                 if outcome? == FitOutcome::Cancelled {
                     return Err(Cancelled.into());
                 }
+            }
+            JobRequest::SetFrozen { open, frozen } => {
+                let mut trainer = self.take_trainer(&open, &emit, cancel)?;
+                trainer.learner.set_frozen(frozen);
+                // A learner that has trained keeps the change in its checkpoint; a new one
+                // records it with its first epoch.
+                let saved = if trainer.learner.epochs_done() > 0 { trainer.learner.save().map(drop) } else { Ok(()) };
+                self.send(pane, Output::Learner(learner_info(&trainer)));
+                self.trainer = Some(trainer);
+                saved?;
+                emit.info(
+                    if frozen {
+                        "body frozen: the head and BatchNorm train"
+                    } else {
+                        "body unfrozen: every layer trains"
+                    }
+                    .into(),
+                );
+            }
+            JobRequest::Interpret { open, top } => {
+                let trainer = self.take_trainer(&open, &emit, cancel)?;
+                if trainer.learner.epochs_done() == 0 {
+                    emit.warn("the learner has not been trained yet: its predictions are guesses".into());
+                }
+                let predictions = trainer.learner.predict(&trainer.data, &trainer.data.valid, &emit, cancel);
+                let data = &trainer.data;
+                let info = predictions.map(|predictions| {
+                    let interpretation = Interpretation::new(&trainer.learner.classes, &predictions, &data.paths, top);
+                    let images = interpretation
+                        .top_losses
+                        .iter()
+                        .map(|t| {
+                            decode_gray(&data.dataset.join(&t.path), IMAGE_SIDE)
+                                .ok()
+                                .and_then(|p| gray_image(p, IMAGE_SIDE))
+                        })
+                        .collect();
+                    InterpretInfo { interpretation, images }
+                });
+                self.trainer = Some(trainer);
+                self.send(pane, Output::Interpret(Box::new(info.ok_or(Cancelled)?)));
+            }
+            JobRequest::LrFind { open, options } => {
+                let mut trainer = self.take_trainer(&open, &emit, cancel)?;
+                let result = trainer.learner.lr_find(&trainer.data, &options, &emit, cancel);
+                self.trainer = Some(trainer);
+                self.send(pane, Output::LrFind(result?.ok_or(Cancelled)?));
             }
         }
         Ok(())
@@ -358,6 +427,16 @@ impl Kernel {
         let scan = Arc::new(scan::scan(&dataset, emit, cancel)?);
         self.scan = Some(scan.clone());
         Ok(scan)
+    }
+
+    /// The open learner, or one opened with `options` (the Learner pane is told).
+    fn take_trainer(&mut self, options: &OpenOptions, emit: &dyn Emit, cancel: &CancelToken) -> Result<Trainer> {
+        if let Some(trainer) = self.trainer.take() {
+            return Ok(trainer);
+        }
+        let trainer = self.open(options, emit, cancel)?;
+        self.send(PaneId::Learner, Output::Learner(learner_info(&trainer)));
+        Ok(trainer)
     }
 
     fn open(&self, options: &OpenOptions, emit: &dyn Emit, cancel: &CancelToken) -> Result<Trainer> {

@@ -31,17 +31,7 @@ impl ClassesPane {
 }
 
 impl Pane for ClassesPane {
-    fn id(&self) -> PaneId {
-        PaneId::Classes
-    }
-
-    fn cell(&self) -> &Cell {
-        &self.cell
-    }
-
-    fn cell_mut(&mut self) -> &mut Cell {
-        &mut self.cell
-    }
+    pane!(PaneId::Classes);
 
     fn code(&self) -> String {
         "path.ls(); get_image_files(path)".into()

@@ -64,25 +64,7 @@ impl FetchPane {
 }
 
 impl Pane for FetchPane {
-    fn id(&self) -> PaneId {
-        PaneId::Fetch
-    }
-
-    fn cell(&self) -> &Cell {
-        &self.cell
-    }
-
-    fn cell_mut(&mut self) -> &mut Cell {
-        &mut self.cell
-    }
-
-    fn form(&self) -> Option<&Form> {
-        Some(&self.form)
-    }
-
-    fn form_mut(&mut self) -> Option<&mut Form> {
-        Some(&mut self.form)
-    }
+    pane_with_form!(PaneId::Fetch);
 
     fn code(&self) -> String {
         match self.form.choice(SOURCE) {

@@ -1,5 +1,6 @@
-//! 6 Learner: the architecture (editable), its parameter count, frozen or not, and the data
-//! it is fed. Running it opens the learner the Train step continues.
+//! 6 Learner: the architecture and pretrained weights (editable), the parameter count, frozen
+//! or not (`u` toggles), and the data it is fed. Running it opens the learner the Train step
+//! continues.
 
 use indicatif::HumanCount;
 use ratatui::Frame;
@@ -7,9 +8,12 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{Cell, Pane, PaneId};
+use crossterm::event::{KeyCode, KeyEvent};
+
+use super::{Cell, Pane, PaneId, PaneKey};
 use crate::learn::learner::LearnerSettings;
 use crate::learn::open::OpenOptions;
+use crate::learn::pretrained::Pretrained;
 use crate::model::Arch;
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{JobRequest, LearnerInfo, Output};
@@ -20,11 +24,17 @@ const ARCH: usize = 0;
 const START: usize = 1;
 const BATCH_SIZE: usize = 2;
 const IMAGE_SIZE: usize = 3;
+const PRETRAINED: usize = 4;
+
+/// The pretrained field's value for none.
+const NO_WEIGHTS: &str = "none";
 
 pub struct LearnerPane {
     cell: Cell,
     form: Form,
     info: Option<LearnerInfo>,
+    /// `u` was pressed: the next run freezes or unfreezes the open learner.
+    toggle_frozen: bool,
 }
 
 impl Default for LearnerPane {
@@ -38,10 +48,25 @@ impl Default for LearnerPane {
                 Field::choice("start from", &["the saved learner, if any", "a new learner"], 0),
                 Field::number("batch size", defaults.settings.batch_size as u64, 1, 4096, Step::Double),
                 Field::number("image size", defaults.image_size as u64, 16, 512, Step::Double),
+                Field::text("pretrained", NO_WEIGHTS, check_pretrained, Some(step_pretrained)),
             ]),
             info: None,
+            toggle_frozen: false,
         }
     }
+}
+
+fn pretrained(text: &str) -> Option<Result<Pretrained, String>> {
+    (text != NO_WEIGHTS).then(|| text.parse::<Pretrained>())
+}
+
+fn check_pretrained(text: &str) -> Result<(), String> {
+    pretrained(text).transpose().map(drop).map_err(|why| format!("{why}, or {NO_WEIGHTS}"))
+}
+
+/// ←/→ switch between no weights and torchvision's ImageNet ones; a path or URL is typed.
+fn step_pretrained(text: &str, _forward: bool) -> Option<String> {
+    Some(if text == NO_WEIGHTS { "imagenet" } else { NO_WEIGHTS }.to_string())
 }
 
 impl LearnerPane {
@@ -55,12 +80,18 @@ impl LearnerPane {
                 batch_size: self.form.number(BATCH_SIZE) as usize,
                 ..LearnerSettings::default()
             },
+            // The field only holds checked values.
+            pretrained: pretrained(self.form.text(PRETRAINED)).and_then(Result::ok),
             ..OpenOptions::default()
         }
     }
 
-    pub fn request(&self) -> Result<JobRequest, String> {
-        Ok(JobRequest::Learner(self.options()))
+    pub fn request(&mut self) -> Result<JobRequest, String> {
+        if !std::mem::take(&mut self.toggle_frozen) {
+            return Ok(JobRequest::Learner(self.options()));
+        }
+        let info = self.info.as_ref().ok_or("open the learner first (Enter), then u freezes or unfreezes it")?;
+        Ok(JobRequest::SetFrozen { open: self.options(), frozen: !info.frozen })
     }
 
     pub fn info(&self) -> Option<&LearnerInfo> {
@@ -69,31 +100,28 @@ impl LearnerPane {
 }
 
 impl Pane for LearnerPane {
-    fn id(&self) -> PaneId {
-        PaneId::Learner
-    }
-
-    fn cell(&self) -> &Cell {
-        &self.cell
-    }
-
-    fn cell_mut(&mut self) -> &mut Cell {
-        &mut self.cell
-    }
-
-    fn form(&self) -> Option<&Form> {
-        Some(&self.form)
-    }
-
-    fn form_mut(&mut self) -> Option<&mut Form> {
-        Some(&mut self.form)
-    }
+    pane_with_form!(PaneId::Learner);
 
     fn code(&self) -> String {
         let options = self.options();
         let arch = options.arch.unwrap_or_default();
+        let pretrained = if options.pretrained.is_some() { "True" } else { "False" };
         let load = if options.fresh { "" } else { "; learn.load('current')" };
-        format!("learn = vision_learner(dls, {arch}, metrics=error_rate){load}")
+        let unfreeze = match &self.info {
+            Some(info) if !info.frozen => "; learn.unfreeze()",
+            _ => "",
+        };
+        format!("learn = vision_learner(dls, {arch}, pretrained={pretrained}, metrics=error_rate){load}{unfreeze}")
+    }
+
+    fn handle_key(&mut self, key: KeyEvent) -> PaneKey {
+        match key.code {
+            KeyCode::Char('u') => {
+                self.toggle_frozen = true;
+                PaneKey::Run
+            }
+            _ => PaneKey::Ignored,
+        }
     }
 
     fn on_output(&mut self, output: Output, _images: &ImageMaker) {
@@ -113,15 +141,15 @@ impl Pane for LearnerPane {
             row(
                 "frozen",
                 if info.frozen {
-                    "yes: only the head and BatchNorm train".into()
+                    "yes: only the head and BatchNorm train (u unfreezes)".into()
                 } else {
-                    "no: every layer trains".into()
+                    "no: every layer trains (u freezes the body)".into()
                 },
             ),
             row(
                 "trained",
                 match (info.epochs_done, info.resumed) {
-                    (0, _) => "not yet: random weights".to_string(),
+                    (0, _) => "no epochs yet".to_string(),
                     (epochs, false) => format!("{epochs} epoch(s)"),
                     (epochs, true) => format!("{epochs} epoch(s), continuing the saved checkpoint"),
                 },

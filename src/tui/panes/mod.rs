@@ -1,10 +1,44 @@
 //! One pane per notebook step. Each is a small component: its settings ([`Form`]), what it
 //! shows of its last run ([`Cell`] plus its own output), `on_output` for results and `render`.
 
+/// The [`Pane`] accessors of a pane struct with a `cell` field: `pane!(PaneId::Setup)` in its
+/// `impl Pane`.
+macro_rules! pane {
+    ($id:expr) => {
+        fn id(&self) -> PaneId {
+            $id
+        }
+
+        fn cell(&self) -> &Cell {
+            &self.cell
+        }
+
+        fn cell_mut(&mut self) -> &mut Cell {
+            &mut self.cell
+        }
+    };
+}
+
+/// [`pane!`] for a pane struct that also has a `form` field of settings.
+macro_rules! pane_with_form {
+    ($id:expr) => {
+        pane!($id);
+
+        fn form(&self) -> Option<&crate::tui::form::Form> {
+            Some(&self.form)
+        }
+
+        fn form_mut(&mut self) -> Option<&mut crate::tui::form::Form> {
+            Some(&mut self.form)
+        }
+    };
+}
+
 pub mod classes;
-pub mod coming;
 pub mod fetch;
+pub mod interpret;
 pub mod learner;
+pub mod lr_find;
 pub mod preview;
 pub mod setup;
 pub mod split;

@@ -57,25 +57,7 @@ impl PreviewPane {
 }
 
 impl Pane for PreviewPane {
-    fn id(&self) -> PaneId {
-        PaneId::Preview
-    }
-
-    fn cell(&self) -> &Cell {
-        &self.cell
-    }
-
-    fn cell_mut(&mut self) -> &mut Cell {
-        &mut self.cell
-    }
-
-    fn form(&self) -> Option<&Form> {
-        Some(&self.form)
-    }
-
-    fn form_mut(&mut self) -> Option<&mut Form> {
-        Some(&mut self.form)
-    }
+    pane_with_form!(PaneId::Preview);
 
     fn code(&self) -> String {
         match self.view() {

@@ -24,17 +24,7 @@ impl SetupPane {
 }
 
 impl Pane for SetupPane {
-    fn id(&self) -> PaneId {
-        PaneId::Setup
-    }
-
-    fn cell(&self) -> &Cell {
-        &self.cell
-    }
-
-    fn cell_mut(&mut self) -> &mut Cell {
-        &mut self.cell
-    }
+    pane!(PaneId::Setup);
 
     fn code(&self) -> String {
         "import torch; torch.cuda.is_available()".into()

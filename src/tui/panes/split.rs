@@ -57,25 +57,7 @@ fn percent(counts: ClassCounts) -> String {
 }
 
 impl Pane for SplitPane {
-    fn id(&self) -> PaneId {
-        PaneId::Split
-    }
-
-    fn cell(&self) -> &Cell {
-        &self.cell
-    }
-
-    fn cell_mut(&mut self) -> &mut Cell {
-        &mut self.cell
-    }
-
-    fn form(&self) -> Option<&Form> {
-        Some(&self.form)
-    }
-
-    fn form_mut(&mut self) -> Option<&mut Form> {
-        Some(&mut self.form)
-    }
+    pane_with_form!(PaneId::Split);
 
     fn code(&self) -> String {
         let options = self.options();

@@ -171,25 +171,7 @@ impl TrainPane {
 }
 
 impl Pane for TrainPane {
-    fn id(&self) -> PaneId {
-        PaneId::Train
-    }
-
-    fn cell(&self) -> &Cell {
-        &self.cell
-    }
-
-    fn cell_mut(&mut self) -> &mut Cell {
-        &mut self.cell
-    }
-
-    fn form(&self) -> Option<&Form> {
-        Some(&self.form)
-    }
-
-    fn form_mut(&mut self) -> Option<&mut Form> {
-        Some(&mut self.form)
-    }
+    pane_with_form!(PaneId::Train);
 
     fn code(&self) -> String {
         let max_lr = match self.form.text(MAX_LR).parse::<MaxLr>() {

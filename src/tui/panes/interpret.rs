@@ -1,0 +1,182 @@
+//! 8 Interpret: the lesson's `ClassificationInterpretation` of the open learner: the
+//! confusion matrix (counts, or fractions of each actual class with `v`), the most confused
+//! pairs, per-class scores, and the top losses as images.
+
+use crossterm::event::{KeyCode, KeyEvent};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::{Cell, Pane, PaneId, PaneKey};
+use crate::learn::interpret::Interpretation;
+use crate::learn::open::OpenOptions;
+use crate::tui::form::{Field, Form, Step};
+use crate::tui::jobs::{InterpretInfo, JobRequest, Output};
+use crate::tui::theme::Theme;
+use crate::tui::widgets::{ImageMaker, Tile, tile_grid, truncate};
+
+const TOP: usize = 0;
+const COLUMNS: usize = 3;
+/// Below this width the tables and the images are stacked.
+const SIDE_BY_SIDE_WIDTH: u16 = 100;
+/// Most confused pairs listed.
+const PAIRS: usize = 5;
+
+pub struct InterpretPane {
+    cell: Cell,
+    form: Form,
+    interpretation: Option<Interpretation>,
+    tiles: Vec<Tile>,
+    /// Show the matrix as fractions of each actual class instead of counts.
+    normalized: bool,
+}
+
+impl Default for InterpretPane {
+    fn default() -> Self {
+        Self {
+            cell: Cell::default(),
+            form: Form::new(vec![Field::number("top losses", 9, 1, 36, Step::Add(3))]),
+            interpretation: None,
+            tiles: Vec::new(),
+            normalized: false,
+        }
+    }
+}
+
+impl InterpretPane {
+    pub fn request(&self, open: OpenOptions) -> Result<JobRequest, String> {
+        Ok(JobRequest::Interpret { open, top: self.form.number(TOP) as usize })
+    }
+
+    pub fn interpretation(&self) -> Option<&Interpretation> {
+        self.interpretation.as_ref()
+    }
+
+    fn table_lines(&self, interpretation: &Interpretation, width: usize, theme: &Theme) -> Vec<Line<'static>> {
+        let classes = &interpretation.classes;
+        let name_width = classes.iter().map(|c| c.chars().count()).max().unwrap_or(0).clamp(6, 10);
+        let cell_width = if self.normalized { 6 } else { 5 };
+        let short = |name: &str, width: usize| truncate(name, width);
+        let mut lines = vec![Line::styled(
+            if self.normalized {
+                "confusion matrix: fraction of each actual class (v: counts)"
+            } else {
+                "confusion matrix: images, actual ↓ predicted → (v: fractions)"
+            },
+            theme.accent(),
+        )];
+        let mut header = format!("{:name_width$}", "");
+        for name in classes {
+            header += &format!(" {:>cell_width$}", short(name, cell_width));
+        }
+        lines.push(Line::styled(header, theme.dim()));
+        for (actual, name) in classes.iter().enumerate() {
+            let mut spans = vec![Span::styled(format!("{:name_width$}", short(name, name_width)), theme.dim())];
+            let fractions = interpretation.normalized_row(actual);
+            for (predicted, count) in interpretation.confusion[actual].iter().enumerate() {
+                let text = if self.normalized {
+                    format!(" {:>cell_width$.3}", fractions[predicted])
+                } else {
+                    format!(" {count:>cell_width$}")
+                };
+                let style = match (actual == predicted, *count > 0) {
+                    (true, _) => theme.accent(),
+                    (false, true) => theme.failed(),
+                    (false, false) => theme.dim(),
+                };
+                spans.push(Span::styled(text, style));
+            }
+            lines.push(Line::from(spans));
+        }
+        lines.push(Line::raw(""));
+        if interpretation.most_confused.is_empty() {
+            lines.push(Line::styled("most confused: none, every validation image is right", theme.dim()));
+        } else {
+            lines.push(Line::styled("most confused (actual → predicted)", theme.dim()));
+            for c in interpretation.most_confused.iter().take(PAIRS) {
+                lines.push(Line::raw(truncate(&format!("{} → {}: {}", c.actual, c.predicted, c.count), width)));
+            }
+        }
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(format!("{:name_width$}  precision recall    f1  images", "class"), theme.dim()));
+        for s in &interpretation.scores {
+            lines.push(Line::raw(format!(
+                "{:name_width$}  {:>9.4} {:>6.4} {:>6.4} {:>7}",
+                short(&s.class, name_width),
+                s.precision,
+                s.recall,
+                s.f1,
+                s.support
+            )));
+        }
+        lines
+    }
+}
+
+impl Pane for InterpretPane {
+    pane_with_form!(PaneId::Interpret);
+
+    fn code(&self) -> String {
+        let top = self.form.number(TOP);
+        format!(
+            "interp = ClassificationInterpretation.from_learner(learn); interp.plot_confusion_matrix(); interp.plot_top_losses({top})"
+        )
+    }
+
+    fn handle_key(&mut self, key: KeyEvent) -> PaneKey {
+        match key.code {
+            KeyCode::Char('v') => {
+                self.normalized = !self.normalized;
+                PaneKey::Handled
+            }
+            _ => PaneKey::Ignored,
+        }
+    }
+
+    fn on_output(&mut self, output: Output, images: &ImageMaker) {
+        if let Output::Interpret(info) = output {
+            let InterpretInfo { interpretation, images: pictures } = *info;
+            self.tiles = interpretation
+                .top_losses
+                .iter()
+                .zip(pictures)
+                .filter_map(|(t, picture)| {
+                    let caption = format!("{}/{} {:.2} {:.2}", t.predicted, t.actual, t.loss, t.probability_actual);
+                    picture.map(|picture| images.tile(picture, caption))
+                })
+                .collect();
+            self.interpretation = Some(interpretation);
+        }
+    }
+
+    fn tiles_mut(&mut self) -> &mut [Tile] {
+        &mut self.tiles
+    }
+
+    fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let Some(interpretation) = &self.interpretation else { return };
+        let summary = format!(
+            "error_rate {:.4} on {} validation images · top losses: predicted/actual loss p(actual)",
+            interpretation.error_rate,
+            interpretation.confusion.iter().flatten().sum::<usize>()
+        );
+        let [summary_area, rest] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+        frame.render_widget(Line::styled(truncate(&summary, area.width as usize), theme.dim()), summary_area);
+        let (tables, images) = if rest.width >= SIDE_BY_SIDE_WIDTH {
+            let [tables, _, images] =
+                Layout::horizontal([Constraint::Length(60), Constraint::Length(1), Constraint::Fill(1)]).areas(rest);
+            (tables, images)
+        } else {
+            let lines = self.table_lines(interpretation, rest.width as usize, theme).len() as u16;
+            let [tables, images] =
+                Layout::vertical([Constraint::Length(lines.min(rest.height)), Constraint::Fill(1)]).areas(rest);
+            (tables, images)
+        };
+        let lines = self.table_lines(interpretation, tables.width as usize, theme);
+        frame.render_widget(Paragraph::new(lines), tables);
+        if images.height >= 4 {
+            tile_grid(frame, images, &mut self.tiles, COLUMNS, theme);
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! 9 LR find: the lesson's `learn.lr_find()` on the open learner. The smoothed loss is drawn
+//! against the learning rate (log scale) as the sweep goes; fastai's suggestions are marked
+//! when it ends. The learner is left as it was.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::symbols::Marker;
+use ratatui::text::Line;
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition};
+
+use super::{Cell, Pane, PaneId};
+use crate::event::Event;
+use crate::learn::lr_find::{LrFindOptions, LrFindResult};
+use crate::learn::open::OpenOptions;
+use crate::tui::form::{Field, Form, Step};
+use crate::tui::jobs::{JobRequest, Output};
+use crate::tui::theme::Theme;
+use crate::tui::widgets::{ImageMaker, truncate};
+
+const ITERATIONS: usize = 0;
+const STOP: usize = 1;
+
+pub struct LrFindPane {
+    cell: Cell,
+    form: Form,
+    /// (log10 lr, smoothed loss) so far.
+    curve: Vec<(f64, f64)>,
+    result: Option<LrFindResult>,
+}
+
+impl Default for LrFindPane {
+    fn default() -> Self {
+        let defaults = LrFindOptions::default();
+        Self {
+            cell: Cell::default(),
+            form: Form::new(vec![
+                Field::number("batches", defaults.iterations as u64, 10, 1000, Step::Add(10)),
+                Field::choice("when the loss diverges", &["stop", "go on"], 0),
+            ]),
+            curve: Vec::new(),
+            result: None,
+        }
+    }
+}
+
+impl LrFindPane {
+    fn options(&self) -> LrFindOptions {
+        LrFindOptions {
+            iterations: self.form.number(ITERATIONS) as usize,
+            stop_on_divergence: self.form.choice(STOP) == 0,
+            ..LrFindOptions::default()
+        }
+    }
+
+    pub fn request(&self, open: OpenOptions) -> Result<JobRequest, String> {
+        Ok(JobRequest::LrFind { open, options: self.options() })
+    }
+
+    pub fn curve(&self) -> &[(f64, f64)] {
+        &self.curve
+    }
+
+    pub fn result(&self) -> Option<&LrFindResult> {
+        self.result.as_ref()
+    }
+
+    fn summary(&self) -> String {
+        match &self.result {
+            Some(LrFindResult { suggestions: Some(s), .. }) => format!(
+                "suggested max_lr: valley {:.1e} (fastai's default) · steep {:.1e} · set it in 7 Train",
+                s.valley.lr, s.steep.lr
+            ),
+            Some(_) => "the sweep was too short to suggest a rate: run it with more batches".to_string(),
+            None => format!("sweeping the learning rate: {} batches so far", self.curve.len()),
+        }
+    }
+
+    fn render_chart(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let options = self.options();
+        let (low, high) = (options.start_lr.log10(), options.end_lr.log10());
+        let finite: Vec<f64> = self.curve.iter().map(|(_, loss)| *loss).filter(|loss| loss.is_finite()).collect();
+        let bottom = finite.iter().copied().fold(f64::INFINITY, f64::min);
+        // The curve shoots up at the end; cap the axis so the valley stays readable.
+        let first = finite.first().copied().unwrap_or(1.0);
+        let top = finite.iter().copied().fold(0.0f64, f64::max).min(first * 2.0).max(bottom + 1e-3);
+        let bottom = if bottom.is_finite() { bottom } else { 0.0 };
+        let points: Vec<(f64, f64)> =
+            self.curve.iter().copied().filter(|(_, loss)| loss.is_finite() && *loss <= top).collect();
+        let marks: Vec<(f64, f64)> = match &self.result {
+            Some(LrFindResult { suggestions: Some(s), .. }) => {
+                [s.valley, s.steep].iter().map(|m| (m.lr.log10(), m.loss.min(top))).collect()
+            }
+            _ => Vec::new(),
+        };
+        let datasets = vec![
+            Dataset::default()
+                .name("smoothed loss")
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(theme.train_loss())
+                .data(&points),
+            Dataset::default()
+                .name("suggestions")
+                .marker(Marker::Block)
+                .graph_type(GraphType::Scatter)
+                .style(theme.valid_loss())
+                .data(&marks),
+        ];
+        let x_labels: Vec<String> =
+            (low.ceil() as i32..=high.floor() as i32).step_by(2).map(|exponent| format!("1e{exponent}")).collect();
+        let chart = Chart::new(datasets)
+            .style(theme.base())
+            .legend_position(Some(LegendPosition::BottomLeft))
+            .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
+            .x_axis(
+                Axis::default()
+                    .title(Line::styled("learning rate (log)", theme.dim()))
+                    .bounds([low, high])
+                    .labels(x_labels)
+                    .style(theme.dim()),
+            )
+            .y_axis(
+                Axis::default()
+                    .title(Line::styled("loss", theme.dim()))
+                    .bounds([bottom, top])
+                    .labels([format!("{bottom:.2}"), format!("{top:.2}")])
+                    .style(theme.dim()),
+            );
+        frame.render_widget(chart, area);
+    }
+}
+
+impl Pane for LrFindPane {
+    pane_with_form!(PaneId::LrFind);
+
+    fn code(&self) -> String {
+        let options = self.options();
+        format!(
+            "learn.lr_find(start_lr=1e-7, end_lr=10, num_it={}, stop_div={})",
+            options.iterations,
+            if options.stop_on_divergence { "True" } else { "False" }
+        )
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        if let Event::LrFindStep(step) = event {
+            if step.iteration == 1 {
+                self.curve.clear();
+                self.result = None;
+            }
+            self.curve.push((step.lr.log10(), step.smooth_loss));
+        }
+    }
+
+    fn on_output(&mut self, output: Output, _images: &ImageMaker) {
+        if let Output::LrFind(result) = output {
+            self.curve = result.lrs.iter().zip(&result.losses).map(|(lr, loss)| (lr.log10(), *loss)).collect();
+            self.result = Some(result);
+        }
+    }
+
+    fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        if self.curve.is_empty() {
+            return;
+        }
+        let [summary, _, chart] =
+            Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+        frame.render_widget(Line::styled(truncate(&self.summary(), area.width as usize), theme.dim()), summary);
+        if chart.height >= 6 {
+            self.render_chart(frame, chart, theme);
+        }
+    }
+}
