@@ -115,8 +115,11 @@ fn main() {
 /// Runs the PyTorch reference script and returns its median training img/s.
 fn run_reference(options: &Options) -> f64 {
     let python = std::env::var("MEDNIST_BENCH_PYTHON").unwrap_or_else(|_| {
-        let venv = std::env::var("MEDNIST_TORCH_VENV")
-            .unwrap_or_else(|_| format!("{}/.cache/mednist/torch-venv", std::env::var("HOME").expect("HOME is set")));
+        let venv = std::env::var("MEDNIST_TORCH_VENV").unwrap_or_else(|_| {
+            let cache = std::env::var("XDG_CACHE_HOME")
+                .unwrap_or_else(|_| format!("{}/.cache", std::env::var("HOME").expect("HOME is set")));
+            format!("{cache}/mednist/torch-venv")
+        });
         format!("{venv}/bin/python")
     });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/bench/torch_reference.py");

@@ -1,6 +1,9 @@
 //! `mednist lr-find`: the lesson's `learn.lr_find()`, headless. The learner is left as it was.
 
 use anyhow::{Result, bail};
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::widgets::Widget;
 
 use crate::cli::progress::StderrProgress;
 use crate::cli::table::Table;
@@ -8,6 +11,8 @@ use crate::cli::train::LearnerArgs;
 use crate::job::CancelToken;
 use crate::learn::lr_find::{LrFindOptions, LrFindResult};
 use crate::learn::open::{Opened, open_learner};
+use crate::tui::theme::Theme;
+use crate::tui::widgets::LrChart;
 use crate::workspace::Workspace;
 
 #[derive(Debug, clap::Args)]
@@ -51,11 +56,28 @@ pub fn run(workspace: &Workspace, args: &LrFindArgs, json: bool) -> Result<()> {
     if json {
         return crate::cli::print_json(&result);
     }
+    println!("{}", chart_text(&result, &options, CHART_SIZE));
     print!("{}", render(&result));
     Ok(())
 }
 
-/// The suggestions, then the curve at about a dozen points.
+/// Columns and rows of the printed chart.
+const CHART_SIZE: (u16, u16) = (76, 18);
+
+/// The pane's chart drawn as text (braille, no colours), for terminals and logs alike.
+fn chart_text(result: &LrFindResult, options: &LrFindOptions, (width, height): (u16, u16)) -> String {
+    let curve: Vec<(f64, f64)> = result.lrs.iter().zip(&result.losses).map(|(lr, loss)| (lr.log10(), *loss)).collect();
+    let chart = LrChart::new(&curve, result.suggestions.as_ref(), options);
+    let area = Rect::new(0, 0, width, height);
+    let mut buffer = Buffer::empty(area);
+    chart.widget(&Theme::monochrome()).render(area, &mut buffer);
+    (0..height)
+        .map(|y| (0..width).map(|x| buffer[(x, y)].symbol()).collect::<String>().trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The suggestions, then the curve's figures at about a dozen points.
 pub fn render(result: &LrFindResult) -> String {
     let mut out = match &result.suggestions {
         Some(s) => format!(
@@ -72,4 +94,27 @@ pub fn render(result: &LrFindResult) -> String {
         curve.row([format!("{lr:.2e}"), format!("{loss:.4}")]);
     }
     out + &curve.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::lr_find::LrRecorder;
+
+    #[test]
+    fn the_chart_prints_as_plain_text_lines() {
+        let options = LrFindOptions { iterations: 50, stop_on_divergence: false, ..LrFindOptions::default() };
+        let mut recorder = LrRecorder::new(options);
+        for i in 0..50 {
+            let x = options.lr_at(i).log10();
+            recorder.record(options.lr_at(i), if x < -3.0 { 2.0 + x / 10.0 } else { 1.7 + (x + 3.0) });
+        }
+        let text = chart_text(&recorder.finish(), &options, (60, 14));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 14);
+        assert!(lines.iter().all(|line| line.chars().count() <= 60));
+        assert!(text.contains("learning rate (log)") && text.contains("1e-7"), "{text}");
+        assert!(text.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c)), "a braille curve:\n{text}");
+        assert!(!text.contains('\u{1b}'), "no escape codes in logs");
+    }
 }

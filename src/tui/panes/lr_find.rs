@@ -4,9 +4,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::symbols::Marker;
 use ratatui::text::Line;
-use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition};
 
 use super::{Cell, Pane, PaneId};
 use crate::event::Event;
@@ -15,7 +13,7 @@ use crate::learn::open::OpenOptions;
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{JobRequest, Output};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::{ImageMaker, truncate};
+use crate::tui::widgets::{ImageMaker, LrChart, truncate};
 
 const ITERATIONS: usize = 0;
 const STOP: usize = 1;
@@ -74,60 +72,6 @@ impl LrFindPane {
             None => format!("sweeping the learning rate: {} batches so far", self.curve.len()),
         }
     }
-
-    fn render_chart(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
-        let options = self.options();
-        let (low, high) = (options.start_lr.log10(), options.end_lr.log10());
-        let finite: Vec<f64> = self.curve.iter().map(|(_, loss)| *loss).filter(|loss| loss.is_finite()).collect();
-        let bottom = finite.iter().copied().fold(f64::INFINITY, f64::min);
-        // The curve shoots up at the end; cap the axis so the valley stays readable.
-        let first = finite.first().copied().unwrap_or(1.0);
-        let top = finite.iter().copied().fold(0.0f64, f64::max).min(first * 2.0).max(bottom + 1e-3);
-        let bottom = if bottom.is_finite() { bottom } else { 0.0 };
-        let points: Vec<(f64, f64)> =
-            self.curve.iter().copied().filter(|(_, loss)| loss.is_finite() && *loss <= top).collect();
-        let marks: Vec<(f64, f64)> = match &self.result {
-            Some(LrFindResult { suggestions: Some(s), .. }) => {
-                [s.valley, s.steep].iter().map(|m| (m.lr.log10(), m.loss.min(top))).collect()
-            }
-            _ => Vec::new(),
-        };
-        let datasets = vec![
-            Dataset::default()
-                .name("smoothed loss")
-                .marker(Marker::Braille)
-                .graph_type(GraphType::Line)
-                .style(theme.train_loss())
-                .data(&points),
-            Dataset::default()
-                .name("suggestions")
-                .marker(Marker::Block)
-                .graph_type(GraphType::Scatter)
-                .style(theme.valid_loss())
-                .data(&marks),
-        ];
-        let x_labels: Vec<String> =
-            (low.ceil() as i32..=high.floor() as i32).step_by(2).map(|exponent| format!("1e{exponent}")).collect();
-        let chart = Chart::new(datasets)
-            .style(theme.base())
-            .legend_position(Some(LegendPosition::BottomLeft))
-            .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
-            .x_axis(
-                Axis::default()
-                    .title(Line::styled("learning rate (log)", theme.dim()))
-                    .bounds([low, high])
-                    .labels(x_labels)
-                    .style(theme.dim()),
-            )
-            .y_axis(
-                Axis::default()
-                    .title(Line::styled("loss", theme.dim()))
-                    .bounds([bottom, top])
-                    .labels([format!("{bottom:.2}"), format!("{top:.2}")])
-                    .style(theme.dim()),
-            );
-        frame.render_widget(chart, area);
-    }
 }
 
 impl Pane for LrFindPane {
@@ -167,7 +111,9 @@ impl Pane for LrFindPane {
             Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Fill(1)]).areas(area);
         frame.render_widget(Line::styled(truncate(&self.summary(), area.width as usize), theme.dim()), summary);
         if chart.height >= 6 {
-            self.render_chart(frame, chart, theme);
+            let suggestions = self.result.as_ref().and_then(|result| result.suggestions.as_ref());
+            let data = LrChart::new(&self.curve, suggestions, &self.options());
+            frame.render_widget(data.widget(theme), chart);
         }
     }
 }
