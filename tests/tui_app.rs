@@ -438,6 +438,35 @@ fn lr_find_pane() {
 }
 
 #[test]
+fn a_puts_the_suggested_rate_into_the_train_pane() {
+    let mut app = app();
+    press(&mut app, "9");
+    assert!(press(&mut app, "a").is_none());
+    assert!(app.notice().unwrap().contains("no suggestion yet"), "{:?}", app.notice());
+    let mut recorder =
+        LrRecorder::new(LrFindOptions { iterations: 40, stop_on_divergence: false, ..LrFindOptions::default() });
+    for message in lr_steps(40) {
+        if let JobMessage::Event { event: Event::LrFindStep(step), .. } = message {
+            recorder.record(step.lr, step.loss);
+        }
+    }
+    let result = recorder.finish();
+    let valley = result.suggestions.unwrap().valley.lr;
+    run(
+        &mut app,
+        PaneId::LrFind,
+        vec![output(PaneId::LrFind, Output::LrFind(result)), finished(PaneId::LrFind, Outcome::Done)],
+    );
+    press(&mut app, "a");
+    assert_eq!(app.notice(), Some(format!("max_lr {valley:.1e} set in 7 Train").as_str()));
+    press(&mut app, "7");
+    let Some(Action::Run(JobRequest::Train { max_lr, .. })) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("no training")
+    };
+    assert_eq!(max_lr.per_group(2), vec![format!("{valley:.1e}").parse::<f64>().unwrap(); 2]);
+}
+
+#[test]
 fn the_lr_find_curve_grows_as_steps_arrive_and_a_new_sweep_starts_over() {
     let mut app = app();
     run(&mut app, PaneId::LrFind, lr_steps(10));

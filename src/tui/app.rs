@@ -258,6 +258,7 @@ impl App {
                 return Some(Action::Cancel);
             }
             KeyCode::Enter => return self.run_step(self.active),
+            KeyCode::Char('a') if self.active == PaneId::LrFind => self.use_suggested_lr(),
             _ => {
                 if pane.form_mut().map(|form| form.handle_key(key)) == Some(FormKey::Handled) {
                     return None;
@@ -268,6 +269,18 @@ impl App {
             }
         }
         None
+    }
+
+    /// The LR find pane's suggestion becomes the Train pane's max_lr.
+    fn use_suggested_lr(&mut self) {
+        let Some(lr) = self.panes.lr_find.suggested_lr() else {
+            self.notice = Some("no suggestion yet: run the sweep (Enter) first".into());
+            return;
+        };
+        self.notice = Some(match self.panes.train.set_max_lr(lr) {
+            Ok(()) => format!("max_lr {} set in 7 Train", self.panes.train.max_lr()),
+            Err(why) => why,
+        });
     }
 
     /// Starts step `id` with its pane's settings, unless another step is running or the
@@ -480,6 +493,7 @@ impl App {
             ("n", "Preview: draw a new sample"),
             ("u", "Learner: freeze or unfreeze the body"),
             ("v", "Interpret: counts or fractions"),
+            ("a", "LR find: use the suggested rate in Train"),
             ("?", "show or hide these keys"),
             ("q", "quit (asks first while a step runs)"),
             ("Ctrl-C", "quit at once"),

@@ -177,6 +177,11 @@ impl Form {
         }
     }
 
+    /// Sets a text field as if typed, checked the same way.
+    pub fn set_text(&mut self, field: usize, text: &str) -> Result<(), String> {
+        self.fields[field].accept(text)
+    }
+
     pub fn handle_key(&mut self, key: KeyEvent) -> FormKey {
         if let Some(editing) = &mut self.editing {
             match key.code {

@@ -62,10 +62,15 @@ impl LrFindPane {
         self.result.as_ref()
     }
 
+    /// fastai's default pick (`valley`) from the last finished sweep.
+    pub fn suggested_lr(&self) -> Option<f64> {
+        Some(self.result.as_ref()?.suggestions?.valley.lr)
+    }
+
     fn summary(&self) -> String {
         match &self.result {
             Some(LrFindResult { suggestions: Some(s), .. }) => format!(
-                "suggested max_lr: valley {:.1e} (fastai's default) · steep {:.1e} · set it in 7 Train",
+                "suggested max_lr: valley {:.1e} (fastai's default) · steep {:.1e} · a: use valley in 7 Train",
                 s.valley.lr, s.steep.lr
             ),
             Some(_) => "the sweep was too short to suggest a rate: run it with more batches".to_string(),

@@ -75,6 +75,15 @@ impl TrainPane {
         Ok(JobRequest::Train { open, epochs: self.form.number(EPOCHS) as usize, max_lr })
     }
 
+    /// Takes `lr` as the next fit's max_lr (the LR find pane's suggestion).
+    pub fn set_max_lr(&mut self, lr: f64) -> Result<(), String> {
+        self.form.set_text(MAX_LR, &format!("{lr:.1e}"))
+    }
+
+    pub fn max_lr(&self) -> &str {
+        self.form.text(MAX_LR)
+    }
+
     pub fn rows(&self) -> &[EpochRow] {
         &self.rows
     }
