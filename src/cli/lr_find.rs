@@ -20,7 +20,7 @@ pub struct LrFindArgs {
     #[command(flatten)]
     pub learner: LearnerArgs,
     /// Learning rate of the first batch
-    #[arg(long, default_value_t = 1e-7)]
+    #[arg(long, default_value = "1e-7")]
     pub start_lr: f64,
     /// Learning rate the sweep ends at
     #[arg(long, default_value_t = 10.0)]
