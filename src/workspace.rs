@@ -154,6 +154,21 @@ mod tests {
     }
 
     #[test]
+    fn floats_read_back_bit_for_bit() {
+        // serde_json's default float parsing can be one unit in the last place off; a resumed
+        // learner's history and schedule must be the ones saved.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("floats.json");
+        let values = vec![3.6820139357961903f64, 0.1 + 0.2, 1e-3 / 25.0, 2.0f64.sqrt(), 1e-300 / 3.0];
+        write_json_atomic(&file, &values).unwrap();
+        let back: Vec<f64> = read_json(&file).unwrap();
+        assert_eq!(
+            back.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
     fn explicit_workdir_wins_over_env() {
         let ws = Workspace::locate(Some(PathBuf::from("/x/y"))).unwrap();
         assert_eq!(ws.root(), Path::new("/x/y"));

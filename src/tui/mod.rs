@@ -39,6 +39,8 @@ use crate::workspace::Workspace;
 
 /// Shortest time between two frames (~30 fps).
 const FRAME: Duration = Duration::from_millis(33);
+/// How long after the last resize the screen is repainted once more.
+const RESIZE_SETTLE: Duration = Duration::from_millis(250);
 /// How long to wait for the terminal to say which graphics it supports.
 const GRAPHICS_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -114,6 +116,9 @@ async fn event_loop(
     let mut terminated = std::pin::pin!(termination()?);
     let mut dirty = true;
     let mut last_draw = Instant::now();
+    // A second full repaint shortly after the last resize: a terminal (or tmux) may still be
+    // reflowing its old contents when the first one lands, and nothing else would redraw.
+    let mut repaint_at: Option<Instant> = None;
     loop {
         let next_frame = dirty.then_some(last_draw + FRAME);
         tokio::select! {
@@ -133,6 +138,7 @@ async fn event_loop(
                 Some(Ok(TermEvent::Resize(..))) => {
                     app.resized();
                     dirty = true;
+                    repaint_at = Some(Instant::now() + RESIZE_SETTLE);
                 }
                 Some(Ok(_)) => {}
                 Some(Err(error)) => return Err(error).context("cannot read the terminal"),
@@ -156,6 +162,11 @@ async fn event_loop(
                     app.image_encoded(image);
                 }
                 dirty = true;
+            }
+            _ = tokio::time::sleep_until(repaint_at.unwrap_or_else(Instant::now).into()), if repaint_at.is_some() => {
+                app.resized();
+                dirty = true;
+                repaint_at = None;
             }
             _ = tokio::time::sleep_until(next_frame.unwrap_or_else(Instant::now).into()), if next_frame.is_some() => {
                 draw(terminal, &mut app)?;
