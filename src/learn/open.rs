@@ -76,8 +76,8 @@ pub fn open_learner(
     }
     if let (Some(learner), Some(pretrained)) = (&previous, &options.pretrained) {
         bail!(
-            "a {} trained for {} epoch(s) is saved in {}: --pretrained {pretrained} starts a new learner: add --fresh \
-             to replace it",
+            "a {} trained for {} epoch(s) is saved in {}: pretrained weights ({pretrained}) start a new learner: \
+             add --fresh to replace it (in the app: Learner, start from a new learner)",
             learner.arch,
             learner.epochs_done(),
             run_dir.display()
