@@ -64,6 +64,12 @@ impl Predictions {
     }
 }
 
+/// A batch's prepared `[n, 3, side, side]` images as a tensor on `device`.
+pub fn images_tensor(images: Vec<f32>, side: usize, device: &Device) -> Tensor<4> {
+    let count = images.len() / (3 * side * side);
+    Tensor::<4>::from_data(TensorData::new(images, [count, 3, side, side]), device)
+}
+
 /// Scores `items` of `cache` with `model` (already in inference mode) in batches of
 /// `batch_size`, reporting progress as `stage`. `None` when cancelled.
 #[allow(clippy::too_many_arguments)]
@@ -87,10 +93,7 @@ pub fn predict(
             emit.emit(Event::StageFinished { stage });
             return None;
         }
-        let images = Tensor::<4>::from_data(
-            TensorData::new(batch.images, [batch.labels.len(), 3, batch.side, batch.side]),
-            device,
-        );
+        let images = images_tensor(batch.images, batch.side, device);
         let log_probs = burn::tensor::activation::log_softmax(model.forward(images), 1);
         predictions.classes = log_probs.dims()[1];
         let values = log_probs.into_data().try_into_vec::<f32>().expect("log-probabilities are f32");

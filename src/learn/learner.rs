@@ -114,15 +114,14 @@ impl Learner {
         };
         let autodiff = device.0.clone().autodiff();
         let hypers = Hypers::new(GROUPS.len());
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model_bytes))
-            .with_context(|| format!("the weights in {} cannot be read", run_dir.display()))?;
-        let model = Classifier::new(state.arch, state.classes.len(), &autodiff)
-            .try_load_record(record)
-            .with_context(|| format!("the weights in {} do not fit a {}", run_dir.display(), state.arch.name()))?;
-        let optimizer = build_optimizer(&hypers, settings.weight_decay)
-            .from_bytes(Bytes::from_bytes_vec(optimizer_bytes))
-            .with_context(|| format!("the optimizer state in {} cannot be read", run_dir.display()))?;
-        let model = if state.frozen { model.freeze_body() } else { model };
+        let (model, optimizer) = load_state(
+            (state.arch, state.classes.len(), state.frozen),
+            (model_bytes, optimizer_bytes),
+            &hypers,
+            settings.weight_decay,
+            &autodiff,
+        )
+        .with_context(|| format!("the checkpoint in {} cannot be used", run_dir.display()))?;
         Ok(Some(Self {
             arch: state.arch,
             classes: state.classes,
@@ -417,38 +416,39 @@ impl Learner {
 
     /// The weights (BatchNorm statistics included) and optimizer state, serialised.
     fn snapshot(&self) -> Result<(Vec<u8>, Vec<u8>)> {
-        // `valid()` folds a pending BatchNorm statistics update in before the record is taken.
-        let _ = self.model.valid();
-        let model = self.model.clone().into_record().into_bytes().context("cannot serialise the weights")?;
-        let optimizer = self.optimizer.into_bytes().context("cannot serialise the optimizer state")?;
-        Ok((model.to_vec(), optimizer.to_vec()))
+        Ok((self.weight_bytes()?.to_vec(), self.optimizer_bytes()?.to_vec()))
     }
 
     /// Back to a [`Learner::snapshot`], in fresh modules: training passes since may have left
     /// BatchNorm updates pending in the current ones.
-    fn restore(&mut self, (model, optimizer): (Vec<u8>, Vec<u8>)) -> Result<()> {
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model)).context("cannot read the saved weights")?;
-        let fresh = Classifier::new(self.arch, self.classes.len(), &self.device).try_load_record(record)?;
-        self.model = if self.frozen { fresh.freeze_body() } else { fresh };
-        self.optimizer = build_optimizer(&self.hypers, self.settings.weight_decay)
-            .from_bytes(Bytes::from_bytes_vec(optimizer))
-            .context("cannot read the saved optimizer state")?;
+    fn restore(&mut self, saved: (Vec<u8>, Vec<u8>)) -> Result<()> {
+        let shape = (self.arch, self.classes.len(), self.frozen);
+        (self.model, self.optimizer) = load_state(shape, saved, &self.hypers, self.settings.weight_decay, &self.device)
+            .context("cannot restore the weights saved before the sweep")?;
         Ok(())
+    }
+
+    /// The weights as a burnpack record.
+    fn weight_bytes(&self) -> Result<Bytes> {
+        // `valid()` folds a pending BatchNorm statistics update in before the record is taken.
+        let _ = self.model.valid();
+        self.model.clone().into_record().into_bytes().context("cannot serialise the weights")
+    }
+
+    fn optimizer_bytes(&self) -> Result<Bytes> {
+        self.optimizer.into_bytes().context("cannot serialise the optimizer state")
     }
 
     /// The lesson's `learn.export()`: one file with the weights and what prediction needs.
     pub fn export(&self, path: &Path) -> Result<()> {
-        let _ = self.model.valid();
-        let weights = self.model.clone().into_record().into_bytes().context("cannot serialise the weights")?;
         let header = ExportHeader::new(self.arch, self.classes.clone(), self.image_size, self.epochs_done);
-        export::write(path, &header, &weights)
+        export::write(path, &header, &self.weight_bytes()?)
     }
 
     /// Writes the checkpoint for the epochs done so far into the run folder: a fit does after
     /// every epoch, `set_frozen` needs it to last.
     pub fn save(&self) -> Result<PathBuf> {
-        let model_bytes = self.model.clone().into_record().into_bytes().context("cannot serialise the weights")?;
-        let optimizer_bytes = self.optimizer.into_bytes().context("cannot serialise the optimizer state")?;
+        let (model_bytes, optimizer_bytes) = (self.weight_bytes()?, self.optimizer_bytes()?);
         let state = CheckpointState {
             format: 0,
             arch: self.arch,
@@ -490,9 +490,26 @@ fn no_decay_in(group: LayerGroup) -> ParamGroup {
     ParamGroup::from_regex(format!(r"^{}\..*\.(gamma|beta|bias)$", group.field())).expect("a valid pattern")
 }
 
+/// A model and its optimizer rebuilt from saved bytes: (architecture, classes, frozen) and
+/// (weights, optimizer state).
+fn load_state(
+    (arch, classes, frozen): (Arch, usize, bool),
+    (model, optimizer): (Vec<u8>, Vec<u8>),
+    hypers: &Arc<Hypers>,
+    weight_decay: f64,
+    device: &Device,
+) -> Result<(Classifier, ModuleOptimizer)> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model)).context("the weights cannot be read")?;
+    let model = Classifier::new(arch, classes, device)
+        .try_load_record(record)
+        .with_context(|| format!("the weights do not fit a {arch}"))?;
+    let optimizer = build_optimizer(hypers, weight_decay)
+        .from_bytes(Bytes::from_bytes_vec(optimizer))
+        .context("the optimizer state cannot be read")?;
+    Ok((if frozen { model.freeze_body() } else { model }, optimizer))
+}
+
 fn batch_tensors(batch: &Batch, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
-    let side = batch.side;
-    let images = Tensor::<4>::from_data(TensorData::new(batch.images.clone(), [batch.len(), 3, side, side]), device);
     let targets = Tensor::<1, Int>::from_data(TensorData::new(batch.labels.clone(), [batch.len()]), device);
-    (images, targets)
+    (inference::images_tensor(batch.images.clone(), batch.side, device), targets)
 }
