@@ -18,9 +18,12 @@ use mednist::data::cache::decode_gray;
 use mednist::event::Event;
 use mednist::job::CancelToken;
 use mednist::learn::checkpoint;
+use mednist::learn::data::TrainData;
 use mednist::learn::export::ExportedModel;
+use mednist::learn::learner::Learner;
 use mednist::learn::lr_find::LrFindOptions;
 use mednist::model::Arch;
+use mednist::workspace::Workspace;
 use stripes::{SIDE, load, make_workspace, new_learner, one_at_a_time};
 
 /// What a burnpack file holds, whatever its layout: tensors by name, and scalars.
@@ -33,6 +36,15 @@ fn pack_contents(bytes: &[u8]) -> (BTreeMap<String, Vec<u8>>, String) {
     (tensors, format!("{:?}", reader.scalars()))
 }
 
+/// A resnet18 trained one epoch on the stripes, in its own workspace.
+fn trained_one_epoch() -> (tempfile::TempDir, Workspace, TrainData, Learner) {
+    let (dir, workspace) = make_workspace(16);
+    let data = load(&workspace);
+    let mut learner = new_learner(&workspace, &data);
+    learner.fit_one_cycle(&data, 1, "1e-3".parse().unwrap(), &|_| {}, &CancelToken::new()).unwrap();
+    (dir, workspace, data, learner)
+}
+
 /// The current checkpoint's weight and optimizer files, as bytes.
 fn saved_files(dir: &Path) -> (Vec<u8>, Vec<u8>) {
     let state = checkpoint::load(dir).unwrap().expect("a checkpoint");
@@ -42,10 +54,7 @@ fn saved_files(dir: &Path) -> (Vec<u8>, Vec<u8>) {
 #[test]
 fn lr_find_suggests_a_rate_and_puts_the_learner_back_exactly() {
     let _turn = one_at_a_time();
-    let (_dir, workspace) = make_workspace(16);
-    let data = load(&workspace);
-    let mut learner = new_learner(&workspace, &data);
-    learner.fit_one_cycle(&data, 1, "1e-3".parse().unwrap(), &|_| {}, &CancelToken::new()).unwrap();
+    let (_dir, workspace, data, mut learner) = trained_one_epoch();
     let before = saved_files(&workspace.current_run_dir());
     let predictions_before = learner.predict(&data, &data.valid, &|_| {}, &CancelToken::new()).unwrap();
 
@@ -79,10 +88,7 @@ fn lr_find_suggests_a_rate_and_puts_the_learner_back_exactly() {
 #[test]
 fn an_exported_model_predicts_what_the_learner_predicts() {
     let _turn = one_at_a_time();
-    let (dir, workspace) = make_workspace(16);
-    let data = load(&workspace);
-    let mut learner = new_learner(&workspace, &data);
-    learner.fit_one_cycle(&data, 1, "1e-3".parse().unwrap(), &|_| {}, &CancelToken::new()).unwrap();
+    let (dir, _workspace, data, learner) = trained_one_epoch();
     let expected = learner.predict(&data, &data.valid, &|_| {}, &CancelToken::new()).unwrap();
 
     let path = dir.path().join("exports/stripes.mednist");

@@ -14,7 +14,7 @@ use mednist::data::split::{ClassCounts, SplitOptions};
 use mednist::event::{BatchEnd, EpochRow, Event, Level, LrStep, Stage, TrainStart};
 use mednist::learn::inference::Predictions;
 use mednist::learn::interpret::Interpretation;
-use mednist::learn::lr_find::{LrFindOptions, LrRecorder};
+use mednist::learn::lr_find::{LrFindOptions, LrFindResult, LrRecorder};
 use mednist::learn::pretrained::Pretrained;
 use mednist::model::Arch;
 use mednist::system::{Cuda, LibTorch, SystemReport};
@@ -416,18 +416,23 @@ fn lr_steps(count: usize) -> Vec<JobMessage> {
         .collect()
 }
 
+/// What the finder makes of the sweep in `steps`.
+fn lr_result(steps: &[JobMessage]) -> LrFindResult {
+    let mut recorder =
+        LrRecorder::new(LrFindOptions { iterations: 40, stop_on_divergence: false, ..LrFindOptions::default() });
+    for message in steps {
+        if let JobMessage::Event { event: Event::LrFindStep(step), .. } = message {
+            recorder.record(step.lr, step.loss);
+        }
+    }
+    recorder.finish()
+}
+
 #[test]
 fn lr_find_pane() {
     let mut app = app();
     let mut messages = lr_steps(40);
-    let mut recorder =
-        LrRecorder::new(LrFindOptions { iterations: 40, stop_on_divergence: false, ..LrFindOptions::default() });
-    for step in &messages {
-        if let JobMessage::Event { event: Event::LrFindStep(step), .. } = step {
-            recorder.record(step.lr, step.loss);
-        }
-    }
-    let result = recorder.finish();
+    let result = lr_result(&messages);
     assert!(result.suggestions.is_some());
     messages.push(output(PaneId::LrFind, Output::LrFind(result)));
     messages.push(finished(PaneId::LrFind, Outcome::Done));
@@ -443,14 +448,7 @@ fn a_puts_the_suggested_rate_into_the_train_pane() {
     press(&mut app, "9");
     assert!(press(&mut app, "a").is_none());
     assert!(app.notice().unwrap().contains("no suggestion yet"), "{:?}", app.notice());
-    let mut recorder =
-        LrRecorder::new(LrFindOptions { iterations: 40, stop_on_divergence: false, ..LrFindOptions::default() });
-    for message in lr_steps(40) {
-        if let JobMessage::Event { event: Event::LrFindStep(step), .. } = message {
-            recorder.record(step.lr, step.loss);
-        }
-    }
-    let result = recorder.finish();
+    let result = lr_result(&lr_steps(40));
     let valley = result.suggestions.unwrap().valley.lr;
     run(
         &mut app,

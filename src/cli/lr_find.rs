@@ -66,8 +66,7 @@ const CHART_SIZE: (u16, u16) = (76, 18);
 
 /// The pane's chart drawn as text (braille, no colours), for terminals and logs alike.
 fn chart_text(result: &LrFindResult, options: &LrFindOptions, (width, height): (u16, u16)) -> String {
-    let curve: Vec<(f64, f64)> = result.lrs.iter().zip(&result.losses).map(|(lr, loss)| (lr.log10(), *loss)).collect();
-    let chart = LrChart::new(&curve, result.suggestions.as_ref(), options);
+    let chart = LrChart::new(&result.log_lr_curve(), result.suggestions.as_ref(), options);
     let area = Rect::new(0, 0, width, height);
     let mut buffer = Buffer::empty(area);
     chart.widget(&Theme::monochrome()).render(area, &mut buffer);

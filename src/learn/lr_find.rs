@@ -85,6 +85,13 @@ pub struct LrFindResult {
     pub suggestions: Option<Suggestions>,
 }
 
+impl LrFindResult {
+    /// (log10 lr, smoothed loss) points: the curve as charts draw it.
+    pub fn log_lr_curve(&self) -> Vec<(f64, f64)> {
+        self.lrs.iter().zip(&self.losses).map(|(lr, loss)| (lr.log10(), *loss)).collect()
+    }
+}
+
 /// fastai's suggestion functions, each with the loss where it points (for charts).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Suggestions {

@@ -20,6 +20,8 @@ const TOP: usize = 0;
 const COLUMNS: usize = 3;
 /// Below this width the tables and the images are stacked.
 const SIDE_BY_SIDE_WIDTH: u16 = 100;
+/// The tables' width beside the images.
+const TABLE_WIDTH: u16 = 60;
 /// Most confused pairs listed.
 const PAIRS: usize = 5;
 
@@ -163,17 +165,20 @@ impl Pane for InterpretPane {
         );
         let [summary_area, rest] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
         frame.render_widget(Line::styled(truncate(&summary, area.width as usize), theme.dim()), summary_area);
-        let (tables, images) = if rest.width >= SIDE_BY_SIDE_WIDTH {
+        // The tables are 60 columns wide beside the images, the full width above them.
+        let side_by_side = rest.width >= SIDE_BY_SIDE_WIDTH;
+        let table_width = if side_by_side { TABLE_WIDTH } else { rest.width };
+        let lines = self.table_lines(interpretation, table_width as usize, theme);
+        let (tables, images) = if side_by_side {
             let [tables, _, images] =
-                Layout::horizontal([Constraint::Length(60), Constraint::Length(1), Constraint::Fill(1)]).areas(rest);
+                Layout::horizontal([Constraint::Length(TABLE_WIDTH), Constraint::Length(1), Constraint::Fill(1)])
+                    .areas(rest);
             (tables, images)
         } else {
-            let lines = self.table_lines(interpretation, rest.width as usize, theme).len() as u16;
-            let [tables, images] =
-                Layout::vertical([Constraint::Length(lines.min(rest.height)), Constraint::Fill(1)]).areas(rest);
+            let height = (lines.len() as u16).min(rest.height);
+            let [tables, images] = Layout::vertical([Constraint::Length(height), Constraint::Fill(1)]).areas(rest);
             (tables, images)
         };
-        let lines = self.table_lines(interpretation, tables.width as usize, theme);
         frame.render_widget(Paragraph::new(lines), tables);
         if images.height >= 4 {
             tile_grid(frame, images, &mut self.tiles, COLUMNS, theme);

@@ -103,7 +103,7 @@ impl Pane for LrFindPane {
 
     fn on_output(&mut self, output: Output, _images: &ImageMaker) {
         if let Output::LrFind(result) = output {
-            self.curve = result.lrs.iter().zip(&result.losses).map(|(lr, loss)| (lr.log10(), *loss)).collect();
+            self.curve = result.log_lr_curve();
             self.result = Some(result);
         }
     }
