@@ -238,7 +238,9 @@ fn text_output_summarises_the_dataset() {
 #[test]
 fn full_mednist_download_resumes_after_a_cut_and_is_verified() {
     let cut = 20_000_000;
-    let server = TestServer::start(vec![("/MedNIST.tar.gz", Route::new(fs::read(MEDNIST).unwrap()).cut_first_at(cut))]);
+    let archive = fs::read(MEDNIST)
+        .unwrap_or_else(|e| panic!("{MEDNIST}: {e} (the full MedNIST is expected in ../shared/data beside the clone)"));
+    let server = TestServer::start(vec![("/MedNIST.tar.gz", Route::new(archive).cut_first_at(cut))]);
     let dir = TempDir::new().unwrap();
     let ws = Workspace::at(dir.path());
     let request =
