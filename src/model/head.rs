@@ -3,8 +3,9 @@
 use burn::module::Module;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+
+use super::ops;
 
 /// Width of the hidden layer fastai puts between the pooled features and the classes.
 const HIDDEN: usize = 512;
@@ -43,9 +44,9 @@ impl Head {
         let max = features.clone().flatten::<3>(2, 3).max_dim(2);
         let avg = self.avgpool.forward(features).flatten::<3>(2, 3);
         let x = Tensor::cat(vec![max, avg], 1).flatten::<2>(1, 2);
-        let x = self.fc1.forward(self.drop1.forward(self.bn1.forward(x)));
-        let x = relu(x);
-        self.fc2.forward(self.drop2.forward(self.bn2.forward(x)))
+        let x = self.fc1.forward(self.drop1.forward(ops::batch_norm(&self.bn1, x)));
+        let x = ops::relu(x);
+        self.fc2.forward(self.drop2.forward(ops::batch_norm(&self.bn2, x)))
     }
 }
 

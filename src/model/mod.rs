@@ -32,6 +32,8 @@
 //! and for checking what a group matches.
 
 mod head;
+mod kernels;
+mod ops;
 mod resnet;
 
 use std::fmt;

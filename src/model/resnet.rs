@@ -10,10 +10,10 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::Arch;
+use super::ops;
 
 /// torchvision's ResNet up to and including `layer4`: 3-channel images in,
 /// `[batch, arch.features(), h/32, w/32]` feature maps out.
@@ -83,7 +83,7 @@ impl ResNet {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(self.conv1.forward(images)));
+        let x = ops::relu(ops::batch_norm(&self.bn1, ops::conv2d(&self.conv1, images)));
         let x = self.maxpool.forward(x);
         [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
             .into_iter()
@@ -120,16 +120,16 @@ impl Block {
     }
 
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(self.conv1.forward(input.clone())));
-        let mut x = self.bn2.forward(self.conv2.forward(x));
+        let x = ops::relu(ops::batch_norm(&self.bn1, ops::conv2d(&self.conv1, input.clone())));
+        let mut x = ops::batch_norm(&self.bn2, ops::conv2d(&self.conv2, x));
         if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            x = bn3.forward(conv3.forward(relu(x)));
+            x = ops::batch_norm(bn3, ops::conv2d(conv3, ops::relu(x)));
         }
         let identity = match &self.downsample {
-            Some((conv, bn)) => bn.forward(conv.forward(input)),
+            Some((conv, bn)) => ops::batch_norm(bn, ops::conv2d(conv, input)),
             None => input,
         };
-        relu(x + identity)
+        ops::relu(x + identity)
     }
 }
 

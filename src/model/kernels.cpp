@@ -1,0 +1,66 @@
+// LibTorch's own backward kernels for convolution and batch normalisation, which the tch crate
+// does not bind: PyTorch's autograd calls exactly these. Tensors cross as tch's handles
+// (`at::Tensor*`); results are new handles the caller owns. A failure returns its message
+// (free it with mednist_free_error), so no C++ exception crosses into Rust.
+
+#include <ATen/Functions.h>
+
+#include <cstring>
+#include <exception>
+
+using tensor = at::Tensor *;
+
+namespace {
+
+char *error_message(const std::exception &error) { return strdup(error.what()); }
+
+tensor owned_or_null(bool wanted, at::Tensor &&value) {
+  return wanted ? new at::Tensor(std::move(value)) : nullptr;
+}
+
+} // namespace
+
+extern "C" {
+
+void mednist_free_error(char *message) { free(message); }
+
+// Gradients of a 2-D convolution (no bias, no transposition) with respect to its input and
+// weight; an output is computed only when wanted.
+char *mednist_conv2d_backward(tensor grad_output, tensor input, tensor weight, const int64_t *stride,
+                              const int64_t *padding, const int64_t *dilation, int64_t groups,
+                              int want_input, int want_weight, tensor *grad_input,
+                              tensor *grad_weight) {
+  try {
+    const int64_t output_padding[2] = {0, 0};
+    auto grads = at::convolution_backward(
+        *grad_output, *input, *weight, std::nullopt, at::IntArrayRef(stride, 2),
+        at::IntArrayRef(padding, 2), at::IntArrayRef(dilation, 2), false,
+        at::IntArrayRef(output_padding, 2), groups, {want_input != 0, want_weight != 0, false});
+    *grad_input = owned_or_null(want_input, std::move(std::get<0>(grads)));
+    *grad_weight = owned_or_null(want_weight, std::move(std::get<1>(grads)));
+    return nullptr;
+  } catch (const std::exception &error) {
+    return error_message(error);
+  }
+}
+
+// Gradients of a training-mode batch normalisation with respect to its input, weight and bias,
+// from the batch mean and inverse standard deviation its forward pass (native_batch_norm) saved.
+char *mednist_batch_norm_backward(tensor grad_output, tensor input, tensor weight, tensor save_mean,
+                                  tensor save_invstd, double eps, int want_input, int want_weight,
+                                  int want_bias, tensor *grad_input, tensor *grad_weight,
+                                  tensor *grad_bias) {
+  try {
+    auto grads = at::native_batch_norm_backward(
+        *grad_output, *input, *weight, std::nullopt, std::nullopt, *save_mean, *save_invstd, true,
+        eps, {want_input != 0, want_weight != 0, want_bias != 0});
+    *grad_input = owned_or_null(want_input, std::move(std::get<0>(grads)));
+    *grad_weight = owned_or_null(want_weight, std::move(std::get<1>(grads)));
+    *grad_bias = owned_or_null(want_bias, std::move(std::get<2>(grads)));
+    return nullptr;
+  } catch (const std::exception &error) {
+    return error_message(error);
+  }
+}
+
+} // extern "C"

@@ -1,0 +1,123 @@
+//! Safe wrappers over `kernels.cpp`: LibTorch's convolution and batch-norm backward kernels,
+//! the ones PyTorch's autograd runs. A LibTorch failure panics with LibTorch's message, as tch's
+//! own infallible methods do.
+
+use std::ffi::{CStr, c_char};
+
+use tch::Tensor;
+use torch_sys::C_tensor;
+
+unsafe extern "C" {
+    fn mednist_free_error(message: *mut c_char);
+    fn mednist_conv2d_backward(
+        grad_output: *const C_tensor,
+        input: *const C_tensor,
+        weight: *const C_tensor,
+        stride: *const i64,
+        padding: *const i64,
+        dilation: *const i64,
+        groups: i64,
+        want_input: i32,
+        want_weight: i32,
+        grad_input: *mut *mut C_tensor,
+        grad_weight: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn mednist_batch_norm_backward(
+        grad_output: *const C_tensor,
+        input: *const C_tensor,
+        weight: *const C_tensor,
+        save_mean: *const C_tensor,
+        save_invstd: *const C_tensor,
+        eps: f64,
+        want_input: i32,
+        want_weight: i32,
+        want_bias: i32,
+        grad_input: *mut *mut C_tensor,
+        grad_weight: *mut *mut C_tensor,
+        grad_bias: *mut *mut C_tensor,
+    ) -> *mut c_char;
+}
+
+/// The geometry of a 2-D convolution, as LibTorch takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    pub stride: [i64; 2],
+    pub padding: [i64; 2],
+    pub dilation: [i64; 2],
+    pub groups: i64,
+}
+
+/// Gradients of `conv2d(input, weight)` (no bias) given the gradient of its output; each is
+/// computed only when wanted.
+pub fn conv2d_backward(
+    grad_output: &Tensor,
+    input: &Tensor,
+    weight: &Tensor,
+    geometry: Conv2dGeometry,
+    [want_input, want_weight]: [bool; 2],
+) -> [Option<Tensor>; 2] {
+    let mut grads = [std::ptr::null_mut(); 2];
+    let error = unsafe {
+        mednist_conv2d_backward(
+            grad_output.as_ptr(),
+            input.as_ptr(),
+            weight.as_ptr(),
+            geometry.stride.as_ptr(),
+            geometry.padding.as_ptr(),
+            geometry.dilation.as_ptr(),
+            geometry.groups,
+            want_input.into(),
+            want_weight.into(),
+            &mut grads[0],
+            &mut grads[1],
+        )
+    };
+    check(error, "convolution backward");
+    grads.map(owned)
+}
+
+/// Gradients of a training-mode batch normalisation with respect to its input, weight and
+/// bias, from the batch mean and inverse standard deviation `native_batch_norm` returned.
+pub fn batch_norm_backward(
+    grad_output: &Tensor,
+    input: &Tensor,
+    weight: &Tensor,
+    save_mean: &Tensor,
+    save_invstd: &Tensor,
+    eps: f64,
+    [want_input, want_weight, want_bias]: [bool; 3],
+) -> [Option<Tensor>; 3] {
+    let mut grads = [std::ptr::null_mut(); 3];
+    let error = unsafe {
+        mednist_batch_norm_backward(
+            grad_output.as_ptr(),
+            input.as_ptr(),
+            weight.as_ptr(),
+            save_mean.as_ptr(),
+            save_invstd.as_ptr(),
+            eps,
+            want_input.into(),
+            want_weight.into(),
+            want_bias.into(),
+            &mut grads[0],
+            &mut grads[1],
+            &mut grads[2],
+        )
+    };
+    check(error, "batch norm backward");
+    grads.map(owned)
+}
+
+fn check(error: *mut c_char, what: &str) {
+    if error.is_null() {
+        return;
+    }
+    let message = unsafe { CStr::from_ptr(error) }.to_string_lossy().into_owned();
+    unsafe { mednist_free_error(error) };
+    panic!("LibTorch {what} failed: {message}");
+}
+
+/// Takes ownership of a tensor handle the C++ side allocated (null when not wanted).
+fn owned(handle: *mut C_tensor) -> Option<Tensor> {
+    (!handle.is_null()).then(|| unsafe { Tensor::from_ptr(handle) })
+}

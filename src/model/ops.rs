@@ -1,0 +1,373 @@
+//! The ResNet's convolution, batch normalisation and ReLU.
+//!
+//! Training on LibTorch, each records its own autodiff step whose backward runs the kernel
+//! PyTorch's autograd runs: `convolution_backward` (oneDNN's backward-data and backward-weights),
+//! `native_batch_norm_backward`, `threshold_backward`. burn 0.22's generic backward computes a
+//! convolution's weight gradient as a forward convolution over transposed copies, and batch
+//! norm from a dozen element-wise passes and copies; on ResNet34 that was most of the gap to
+//! PyTorch (issue 3). Anywhere else (inference, a non-LibTorch device) these are burn's layers.
+
+// burn 0.22 marks its LibTorch backend deprecated in favour of CubeCL; LibTorch is this
+// project's chosen backend, and these layers exist for it.
+#![allow(deprecated)]
+
+use burn::backend::LibTorch;
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::libtorch::TchTensor;
+use burn::backend::ops::ActivationOps;
+use burn::backend::tensor::FloatTensor;
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::tensor::{Device, Tensor};
+
+use super::kernels::{self, Conv2dGeometry};
+
+/// The autodiff backend a training device dispatches to (burn's default: no checkpointing).
+type Training = Autodiff<LibTorch, NoCheckpointing>;
+
+/// `conv.forward(input)`.
+pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
+    let Some(geometry) = symmetric_geometry(conv) else {
+        return conv.forward(input);
+    };
+    let input = match on_training_libtorch(input) {
+        Ok(input) => input,
+        Err(input) => return conv.forward(input),
+    };
+    let weight = param_on_training_libtorch(conv.weight.val());
+    let forward = |input: &TchTensor, weight: &TchTensor| {
+        TchTensor::new(tch::Tensor::conv2d(
+            &input.tensor,
+            &weight.tensor,
+            None::<tch::Tensor>,
+            geometry.stride,
+            geometry.padding,
+            geometry.dilation,
+            geometry.groups,
+        ))
+    };
+    let output = match Conv2dBackward(geometry)
+        .prepare::<NoCheckpointing>([input.node(), weight.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (input, weight) = (input.into_primitive(), weight.into_primitive());
+            let output = forward(&input, &weight);
+            prep.finish((input, weight), output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(input.primitive(), weight.primitive())),
+    };
+    Tensor::from_primitive::<Training>(output)
+}
+
+/// `bn.forward(input)`. In training the running statistics are updated as PyTorch does (with
+/// the batch's unbiased variance).
+pub fn batch_norm<const D: usize>(bn: &BatchNorm, input: Tensor<D>) -> Tensor<D> {
+    let device = input.device();
+    if !(device.is_autodiff() && bn.training.is_enabled()) {
+        return bn.forward(input);
+    }
+    let input = match on_training_libtorch(input) {
+        Ok(input) => input,
+        Err(input) => return bn.forward(input),
+    };
+    let gamma = param_on_training_libtorch(bn.gamma.val());
+    let beta = param_on_training_libtorch(bn.beta.val());
+    let (output, mean, invstd) = input.primitive().tensor.native_batch_norm(
+        Some(&gamma.primitive().tensor),
+        Some(&beta.primitive().tensor),
+        None::<&tch::Tensor>,
+        None::<&tch::Tensor>,
+        true,
+        bn.momentum,
+        bn.epsilon,
+    );
+    update_running_statistics(bn, &input.primitive().tensor, &mean, &invstd, &device);
+    let output = TchTensor::new(output);
+    let output = match BatchNormBackward(bn.epsilon)
+        .prepare::<NoCheckpointing>([input.node(), gamma.node(), beta.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let state = BatchNormState {
+                input: input.into_primitive(),
+                gamma: gamma.into_primitive(),
+                mean: TchTensor::new(mean),
+                invstd: TchTensor::new(invstd),
+            };
+            prep.finish(state, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    Tensor::from_primitive::<Training>(output)
+}
+
+/// `max(input, 0)`, in place when nothing else holds the input (its backward needs only the
+/// output, as PyTorch's does).
+pub fn relu<const D: usize>(input: Tensor<D>) -> Tensor<D> {
+    let input = match on_training_libtorch(input) {
+        Ok(input) => input,
+        Err(input) => return burn::tensor::activation::relu(input),
+    };
+    let output = match ReluBackward.prepare::<NoCheckpointing>([input.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let output = LibTorch::relu(input.into_primitive());
+            prep.finish(output.clone(), output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(LibTorch::relu(input.into_primitive())),
+    };
+    Tensor::from_primitive::<Training>(output)
+}
+
+/// The convolution's geometry, when it has no bias and the same padding on both sides of each
+/// axis (every convolution of a ResNet); other convolutions keep burn's path.
+fn symmetric_geometry(conv: &Conv2d) -> Option<Conv2dGeometry> {
+    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
+        return None;
+    };
+    (conv.bias.is_none() && top == bottom && left == right).then(|| Conv2dGeometry {
+        stride: conv.stride.map(to_i64),
+        padding: [top, left].map(to_i64),
+        dilation: conv.dilation.map(to_i64),
+        groups: to_i64(conv.groups),
+    })
+}
+
+fn to_i64(value: usize) -> i64 {
+    i64::try_from(value).expect("layer geometry fits in i64")
+}
+
+/// The tensor's primitive when it lives on a LibTorch training device, else the tensor back.
+fn on_training_libtorch<const D: usize>(tensor: Tensor<D>) -> Result<FloatTensor<Training>, Tensor<D>> {
+    tensor.clone().try_into_primitive::<Training>().map_err(|_| tensor)
+}
+
+fn param_on_training_libtorch<const D: usize>(param: Tensor<D>) -> FloatTensor<Training> {
+    on_training_libtorch(param).unwrap_or_else(|_| panic!("a layer's parameters live on its input's device"))
+}
+
+/// `running = (1 - momentum) * running + momentum * batch`, for the mean and the unbiased
+/// variance. `native_batch_norm` returns the biased variance as `1 / sqrt(var + eps)`.
+fn update_running_statistics(bn: &BatchNorm, input: &tch::Tensor, mean: &tch::Tensor, invstd: &tch::Tensor, device: &Device) {
+    let samples = (input.numel() / mean.numel().max(1)) as f64;
+    let unbiased = (invstd.pow_tensor_scalar(-2) - bn.epsilon) * (samples / (samples - 1.0).max(1.0));
+    let momentum = bn.momentum;
+    for (running, batch) in [(&bn.running_mean, mean.copy()), (&bn.running_var, unbiased)] {
+        let batch = Tensor::<1>::from_primitive::<Training>(FloatTensor::<Training>::new(TchTensor::new(batch)));
+        let updated = running.value_sync().to_device(device).mul_scalar(1.0 - momentum).add(batch.mul_scalar(momentum));
+        running.update(updated.detach());
+    }
+}
+
+/// Hands each computed gradient to the parent it belongs to (burn's node type is private, hence
+/// the accessor).
+fn register<P, const N: usize>(grads: &mut Gradients, parents: [Option<P>; N], computed: [Option<tch::Tensor>; N], id: impl Fn(&P) -> NodeId) {
+    for (parent, grad) in parents.into_iter().zip(computed) {
+        if let (Some(parent), Some(grad)) = (parent, grad) {
+            grads.register::<LibTorch>(id(&parent), TchTensor::new(grad));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conv2dBackward(Conv2dGeometry);
+
+impl Backward<LibTorch, 2> for Conv2dBackward {
+    /// The convolution's input and weight.
+    type State = (TchTensor, TchTensor);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<LibTorch>(&ops.node);
+        let (input, weight) = &ops.state;
+        let wanted = ops.parents.each_ref().map(Option::is_some);
+        let computed = kernels::conv2d_backward(&grad.tensor, &input.tensor, &weight.tensor, self.0, wanted);
+        register(grads, ops.parents, computed, |parent| parent.id);
+    }
+}
+
+#[derive(Debug, Clone)]
+struct BatchNormState {
+    input: TchTensor,
+    gamma: TchTensor,
+    /// The batch mean and inverse standard deviation the forward pass normalised with.
+    mean: TchTensor,
+    invstd: TchTensor,
+}
+
+/// Carries the layer's epsilon.
+#[derive(Debug)]
+struct BatchNormBackward(f64);
+
+impl Backward<LibTorch, 3> for BatchNormBackward {
+    type State = BatchNormState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<LibTorch>(&ops.node);
+        let state = &ops.state;
+        let wanted = ops.parents.each_ref().map(Option::is_some);
+        let computed = kernels::batch_norm_backward(
+            &grad.tensor,
+            &state.input.tensor,
+            &state.gamma.tensor,
+            &state.mean.tensor,
+            &state.invstd.tensor,
+            self.0,
+            wanted,
+        );
+        register(grads, ops.parents, computed, |parent| parent.id);
+    }
+}
+
+#[derive(Debug)]
+struct ReluBackward;
+
+impl Backward<LibTorch, 1> for ReluBackward {
+    /// The ReLU's output: the gradient passes where it is positive.
+    type State = TchTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<LibTorch>(&ops.node);
+        let [parent] = ops.parents;
+        if let Some(parent) = parent {
+            let grad = ops.state.tensor.threshold_backward(&grad.tensor, 0.0);
+            grads.register::<LibTorch>(parent.id, TchTensor::new(grad));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each layer against burn's own on the same inputs: outputs, every gradient, and the running
+    //! statistics.
+    use burn::module::Module;
+    use burn::nn::BatchNormConfig;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::{Distribution, Tensor};
+
+    use super::*;
+
+    fn training_device() -> Device {
+        Device::libtorch().autodiff()
+    }
+
+    fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Normal(0.5, 2.0), device)
+    }
+
+    fn assert_close<const D: usize>(ours: Tensor<D>, burns: Tensor<D>, what: &str) {
+        assert_eq!(ours.dims(), burns.dims(), "{what}: shape");
+        let difference = (ours - burns.clone()).abs().max().into_scalar::<f32>();
+        let scale = burns.abs().max().into_scalar::<f32>().max(1.0);
+        assert!(difference <= 1e-4 * scale, "{what}: differs by {difference} (scale {scale})");
+    }
+
+    /// The output, and the gradients of `sum(output * weights)` with respect to the input and to
+    /// the given parameters, for ours and burn's forward functions.
+    fn compare<const D: usize, const O: usize>(
+        input: Tensor<D>,
+        params: &[(&str, Tensor<1>)],
+        weight_param: Option<Tensor<4>>,
+        ours: impl Fn(Tensor<D>) -> Tensor<O>,
+        burns: impl Fn(Tensor<D>) -> Tensor<O>,
+    ) {
+        let input = input.require_grad();
+        let (out_ours, out_burn) = (ours(input.clone()), burns(input.clone()));
+        assert_close(out_ours.clone(), out_burn.clone(), "output");
+        let weights = random(out_burn.dims(), &out_burn.device()).detach();
+        let grads_ours = (out_ours * weights.clone()).sum().backward();
+        let grads_burn = (out_burn * weights).sum().backward();
+        assert_close(input.grad(&grads_ours).unwrap(), input.grad(&grads_burn).unwrap(), "input gradient");
+        for (name, param) in params {
+            assert_close(param.grad(&grads_ours).unwrap(), param.grad(&grads_burn).unwrap(), name);
+        }
+        if let Some(weight) = weight_param {
+            assert_close(weight.grad(&grads_ours).unwrap(), weight.grad(&grads_burn).unwrap(), "weight gradient");
+        }
+    }
+
+    #[test]
+    fn convolutions_match_burns_with_their_gradients() {
+        let device = training_device();
+        for (kernel, stride, pad) in [(3, 1, 1), (3, 2, 1), (7, 2, 3), (1, 2, 0)] {
+            let conv = Conv2dConfig::new([3, 5], [kernel, kernel])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+                .with_bias(false)
+                .init(&device);
+            assert!(symmetric_geometry(&conv).is_some());
+            let weight = conv.weight.val();
+            compare(random([2, 3, 11, 11], &device), &[], Some(weight), |x| conv2d(&conv, x), |x| conv.forward(x));
+        }
+    }
+
+    #[test]
+    fn batch_norm_matches_burns_with_its_gradients() {
+        let device = training_device();
+        let bn = BatchNormConfig::new(4).init(&device);
+        let [gamma, beta] = [bn.gamma.val(), bn.beta.val()];
+        compare(random([3, 4, 5, 5], &device), &[("gamma gradient", gamma), ("beta gradient", beta)], None, |x| batch_norm(&bn, x), |x| bn.forward(x));
+    }
+
+    #[test]
+    fn batch_norm_keeps_pytorchs_running_statistics() {
+        // Two layers: a clone would share its running statistics with the original.
+        let device = training_device();
+        let (ours, burns) = (BatchNormConfig::new(4).init(&device), BatchNormConfig::new(4).init(&device));
+        let input = random([3, 4, 5, 5], &device);
+        batch_norm(&ours, input.clone());
+        burns.forward(input);
+
+        // burn feeds the biased batch variance to its running variance, PyTorch the unbiased.
+        let samples = 3.0 * 5.0 * 5.0;
+        let kept = 1.0 - ours.momentum;
+        let expected_variance = (burns.running_var.value_sync() - kept) * (samples / (samples - 1.0)) + kept;
+        assert_close(ours.running_mean.value_sync(), burns.running_mean.value_sync(), "running mean");
+        assert_close(ours.running_var.value_sync(), expected_variance, "running variance");
+        assert!(ours.running_mean.value_sync().abs().sum().into_scalar::<f32>() > 0.01, "the mean moved");
+    }
+
+    #[test]
+    fn batch_norm_on_features_matches_burns() {
+        let device = training_device();
+        let bn = BatchNormConfig::new(6).init(&device);
+        let [gamma, beta] = [bn.gamma.val(), bn.beta.val()];
+        compare(random([8, 6], &device), &[("gamma gradient", gamma), ("beta gradient", beta)], None, |x| batch_norm(&bn, x), |x| bn.forward(x));
+    }
+
+    #[test]
+    fn relu_matches_burns() {
+        let device = training_device();
+        compare(random([2, 3, 4, 4], &device), &[], None, relu, burn::tensor::activation::relu);
+    }
+
+    #[test]
+    fn frozen_parameters_get_no_gradient_and_the_input_still_does() {
+        let device = training_device();
+        let conv = Conv2dConfig::new([2, 3], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .with_bias(false)
+            .init(&device)
+            .no_grad();
+        let input = random([1, 2, 6, 6], &device).require_grad();
+        let grads = conv2d(&conv, input.clone()).sum().backward();
+        assert!(conv.weight.val().grad(&grads).is_none());
+        assert_eq!(input.grad(&grads).unwrap().dims(), [1, 2, 6, 6]);
+    }
+
+    #[test]
+    fn inference_uses_burns_layers() {
+        let device = Device::libtorch();
+        let conv = Conv2dConfig::new([2, 3], [3, 3]).with_bias(true).init(&device);
+        assert!(symmetric_geometry(&conv).is_none(), "a biased convolution keeps burn's path");
+        let bn = BatchNormConfig::new(3).init(&device);
+        let input = random([1, 2, 6, 6], &device);
+        let ours = batch_norm(&bn, conv2d(&conv, input.clone()));
+        assert_close(ours, bn.forward(conv.forward(input)), "inference output");
+    }
+}
