@@ -158,6 +158,8 @@ fn update_running_statistics(bn: &BatchNorm, input: &tch::Tensor, mean: &tch::Te
     let samples = (input.numel() / mean.numel().max(1)) as f64;
     let unbiased = (invstd.pow_tensor_scalar(-2) - bn.epsilon) * (samples / (samples - 1.0).max(1.0));
     let momentum = bn.momentum;
+    // The mean is copied: burn scales a tensor it holds alone in place, and the backward pass
+    // needs this one as it is.
     for (running, batch) in [(&bn.running_mean, mean.copy()), (&bn.running_var, unbiased)] {
         let batch = Tensor::<1>::from_primitive::<Training>(FloatTensor::<Training>::new(TchTensor::new(batch)));
         let updated = running.value_sync().to_device(device).mul_scalar(1.0 - momentum).add(batch.mul_scalar(momentum));
