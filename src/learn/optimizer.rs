@@ -6,9 +6,14 @@
 //! [`CycledAdamW`] instances of one learner (one per layer group, with or without weight
 //! decay). The learning rate burn hands to `step` is not used.
 
+// burn 0.22 marks its LibTorch backend deprecated in favour of CubeCL; LibTorch is this
+// project's chosen backend, and the step is written for it.
+#![allow(deprecated)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use burn::backend::{LibTorch, libtorch::TchTensor};
 use burn::optim::{AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 
@@ -71,10 +76,7 @@ impl Optimizer for CycledAdamW {
             eps: self.eps,
             weight_decay: self.weight_decay,
         };
-        match libtorch::step(&hypers, tensor, grad, state) {
-            Ok(stepped) => stepped,
-            Err((tensor, grad, state)) => hypers.step(tensor, grad, state),
-        }
+        hypers.step(tensor, grad, state)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
@@ -92,14 +94,87 @@ struct StepHypers {
 }
 
 impl StepHypers {
-    /// The step with burn's tensor operations, on any device.
+    /// Adam's bias corrections `1 - beta^t` of the two moments after `time` steps.
+    fn debias(&self, time: usize) -> (f64, f64) {
+        let time = i32::try_from(time).unwrap_or(i32::MAX);
+        (1.0 - self.beta1.powi(time), 1.0 - self.beta2.powi(time))
+    }
+}
+
+/// Training tensors are LibTorch's: the step uses its in-place, fused kernels (`lerp_`,
+/// `addcdiv_`), as PyTorch's Adam does, 8 passes over a parameter instead of the ~14 allocating
+/// ones burn's tensor operations make, which were half the optimizer's time on ResNet34 (issue 3).
+impl StepHypers {
     fn step<const D: usize>(
         &self,
         tensor: Tensor<D>,
         grad: Tensor<D>,
         state: Option<AdaptiveMomentumState<D>>,
     ) -> (Tensor<D>, Option<AdaptiveMomentumState<D>>) {
+        let mut param = writable(tensor);
+        let grad = libtorch(grad).tensor;
+        let (time, mut moment_1, mut moment_2) = match state {
+            Some(state) => (state.time + 1, writable(state.moment_1), writable(state.moment_2)),
+            None => (1, grad.zeros_like(), grad.zeros_like()),
+        };
         let (lr, beta1, beta2) = (self.lr, self.beta1, self.beta2);
+        // Each in-place kernel returns an alias of the tensor it wrote; it is not needed.
+        let _ = moment_1.lerp_(&grad, 1.0 - beta1);
+        let _ = moment_2.lerp_(&grad.square(), 1.0 - beta2);
+        if lr > 0.0 {
+            if self.weight_decay != 0.0 {
+                let _ = param.g_mul_scalar_(1.0 - lr * self.weight_decay);
+            }
+            // param -= lr / debias1 * m / (sqrt(v / debias2) + eps), with the step folded into
+            // the denominator because tch's addcdiv_ has no scale.
+            let (debias1, debias2) = self.debias(time);
+            let scale = -debias1 / lr;
+            let mut denominator = moment_2.sqrt();
+            let _ = denominator.g_mul_scalar_(scale / debias2.sqrt());
+            let _ = denominator.g_add_scalar_(scale * self.eps);
+            let _ = param.addcdiv_(&moment_1, &denominator);
+        }
+        let state = AdaptiveMomentumState::new(time, burn_tensor(moment_1), burn_tensor(moment_2));
+        (burn_tensor(param), Some(state))
+    }
+}
+
+fn libtorch<const D: usize>(tensor: Tensor<D>) -> TchTensor {
+    tensor.try_into_primitive::<LibTorch>().unwrap_or_else(|error| {
+        panic!("the optimizer steps plain LibTorch tensors (parameters, gradients, moments): {error:?}")
+    })
+}
+
+/// The tensor's LibTorch handle, copied when burn shares its storage with another tensor
+/// (writing in place would change that one too).
+fn writable<const D: usize>(tensor: Tensor<D>) -> tch::Tensor {
+    let primitive = libtorch(tensor);
+    if primitive.can_mut() { primitive.tensor } else { primitive.tensor.copy() }
+}
+
+fn burn_tensor<const D: usize>(tensor: tch::Tensor) -> Tensor<D> {
+    Tensor::from_primitive::<LibTorch>(TchTensor::new(tensor))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Distribution, Tolerance};
+
+    use super::*;
+
+    fn hypers(lr: f64, weight_decay: f64) -> StepHypers {
+        StepHypers { lr, beta1: 0.9, beta2: 0.99, eps: 1e-5, weight_decay }
+    }
+
+    /// Adam with decoupled weight decay written plainly with burn's tensor operations: what the
+    /// fused LibTorch step must compute.
+    fn reference_step<const D: usize>(
+        hypers: &StepHypers,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdaptiveMomentumState<D>>,
+    ) -> (Tensor<D>, Option<AdaptiveMomentumState<D>>) {
+        let (lr, beta1, beta2) = (hypers.lr, hypers.beta1, hypers.beta2);
         let state = match state {
             Some(mut s) => {
                 s.time += 1;
@@ -113,95 +188,11 @@ impl StepHypers {
                 grad.square().mul_scalar(1.0 - beta2),
             ),
         };
-        let (debias1, debias2) = self.debias(state.time);
-        let denominator = state.moment_2.clone().div_scalar(debias2).sqrt().add_scalar(self.eps);
+        let (debias1, debias2) = hypers.debias(state.time);
+        let denominator = state.moment_2.clone().div_scalar(debias2).sqrt().add_scalar(hypers.eps);
         let update = state.moment_1.clone().div(denominator).mul_scalar(lr / debias1);
-        let decayed = if self.weight_decay == 0.0 { tensor } else { tensor.mul_scalar(1.0 - lr * self.weight_decay) };
+        let decayed = if hypers.weight_decay == 0.0 { tensor } else { tensor.mul_scalar(1.0 - lr * hypers.weight_decay) };
         (decayed.sub(update), Some(state))
-    }
-
-    /// Adam's bias corrections `1 - beta^t` of the two moments after `time` steps.
-    fn debias(&self, time: usize) -> (f64, f64) {
-        let time = i32::try_from(time).unwrap_or(i32::MAX);
-        (1.0 - self.beta1.powi(time), 1.0 - self.beta2.powi(time))
-    }
-}
-
-/// The same step on LibTorch with its in-place, fused kernels (`lerp_`, `addcdiv_`), as
-/// PyTorch's Adam does: 8 passes over a parameter instead of burn's ~14 allocating ones, which
-/// was half the optimizer's time on ResNet34 (issue 3).
-#[allow(deprecated)] // burn 0.22 marks its LibTorch backend deprecated; it is ours (see model::ops).
-mod libtorch {
-    use burn::backend::LibTorch;
-    use burn::backend::libtorch::TchTensor;
-    use burn::optim::AdaptiveMomentumState;
-    use burn::tensor::Tensor;
-
-    use super::StepHypers;
-
-    type Stepped<const D: usize> = (Tensor<D>, Option<AdaptiveMomentumState<D>>);
-    type Unstepped<const D: usize> = (Tensor<D>, Tensor<D>, Option<AdaptiveMomentumState<D>>);
-
-    /// The step, or its inputs back unchanged when they are not LibTorch tensors.
-    pub(super) fn step<const D: usize>(
-        hypers: &StepHypers,
-        tensor: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdaptiveMomentumState<D>>,
-    ) -> Result<Stepped<D>, Unstepped<D>> {
-        if tensor.clone().try_into_primitive::<LibTorch>().is_err() {
-            return Err((tensor, grad, state));
-        }
-        let mut param = writable(tensor);
-        let grad = grad.try_into_primitive::<LibTorch>().expect(SAME_DEVICE).tensor;
-        let (time, mut moment_1, mut moment_2) = match state {
-            Some(state) => (state.time + 1, writable(state.moment_1), writable(state.moment_2)),
-            None => (1, grad.zeros_like(), grad.zeros_like()),
-        };
-        let (lr, beta1, beta2) = (hypers.lr, hypers.beta1, hypers.beta2);
-        // Each in-place kernel returns an alias of the tensor it wrote; it is not needed.
-        let _ = moment_1.lerp_(&grad, 1.0 - beta1);
-        let _ = moment_2.lerp_(&grad.square(), 1.0 - beta2);
-        if lr > 0.0 {
-            if hypers.weight_decay != 0.0 {
-                let _ = param.g_mul_scalar_(1.0 - lr * hypers.weight_decay);
-            }
-            // param -= lr / debias1 * m / (sqrt(v / debias2) + eps), with the step folded into
-            // the denominator because tch's addcdiv_ has no scale.
-            let (debias1, debias2) = hypers.debias(time);
-            let scale = -debias1 / lr;
-            let mut denominator = moment_2.sqrt();
-            let _ = denominator.g_mul_scalar_(scale / debias2.sqrt());
-            let _ = denominator.g_add_scalar_(scale * hypers.eps);
-            let _ = param.addcdiv_(&moment_1, &denominator);
-        }
-        let state = AdaptiveMomentumState::new(time, burn_tensor(moment_1), burn_tensor(moment_2));
-        Ok((burn_tensor(param), Some(state)))
-    }
-
-    const SAME_DEVICE: &str = "a parameter's gradient and optimizer state live on its device";
-
-    /// The tensor's LibTorch handle, copied when burn shares its storage with another tensor
-    /// (writing in place would change that one too).
-    fn writable<const D: usize>(tensor: Tensor<D>) -> tch::Tensor {
-        let primitive = tensor.try_into_primitive::<LibTorch>().expect(SAME_DEVICE);
-        if primitive.can_mut() { primitive.tensor } else { primitive.tensor.copy() }
-    }
-
-    fn burn_tensor<const D: usize>(tensor: tch::Tensor) -> Tensor<D> {
-        Tensor::from_primitive::<LibTorch>(TchTensor::new(tensor))
-    }
-}
-
-#[cfg(test)]
-#[allow(deprecated)] // Device::libtorch: see the libtorch module.
-mod tests {
-    use burn::tensor::{Distribution, TensorData, Tolerance};
-
-    use super::*;
-
-    fn hypers(lr: f64, weight_decay: f64) -> StepHypers {
-        StepHypers { lr, beta1: 0.9, beta2: 0.99, eps: 1e-5, weight_decay }
     }
 
     fn random(device: &Device) -> Tensor<2> {
@@ -213,22 +204,22 @@ mod tests {
     }
 
     #[test]
-    fn libtorch_steps_match_the_generic_steps() {
+    fn fused_steps_match_the_plain_formula() {
         let device = Device::libtorch();
         for (lr, weight_decay) in [(1e-3, 0.01), (3e-2, 0.0), (0.0, 0.01)] {
             let hypers = hypers(lr, weight_decay);
             let start = random(&device);
             let (mut fused, mut fused_state) = (start.clone() + 0.0, None);
-            let (mut generic, mut generic_state) = (start, None);
+            let (mut plain, mut plain_state) = (start, None);
             for _ in 0..3 {
                 let grad = random(&device);
-                (fused, fused_state) = libtorch::step(&hypers, fused, grad.clone(), fused_state).unwrap_or_else(|_| panic!("on LibTorch"));
-                (generic, generic_state) = hypers.step(generic, grad, generic_state);
-                let (ours, theirs) = (fused_state.as_ref().unwrap(), generic_state.as_ref().unwrap());
+                (fused, fused_state) = hypers.step(fused, grad.clone(), fused_state);
+                (plain, plain_state) = reference_step(&hypers, plain, grad, plain_state);
+                let (ours, theirs) = (fused_state.as_ref().unwrap(), plain_state.as_ref().unwrap());
                 assert_eq!(ours.time, theirs.time);
                 assert_close(&ours.moment_1, &theirs.moment_1);
                 assert_close(&ours.moment_2, &theirs.moment_2);
-                assert_close(&fused, &generic);
+                assert_close(&fused, &plain);
             }
         }
     }
@@ -239,16 +230,15 @@ mod tests {
         let param = random(&device);
         let kept = param.clone();
         let before = kept.to_data();
-        let (stepped, _) = libtorch::step(&hypers(0.1, 0.01), param, random(&device), None).unwrap_or_else(|_| panic!("on LibTorch"));
+        let (stepped, _) = hypers(0.1, 0.01).step(param, random(&device), None);
         assert_eq!(kept.to_data(), before, "the other tensor kept its values");
         assert_ne!(stepped.to_data(), before, "the parameter moved");
     }
 
     #[test]
-    fn tensors_not_on_plain_libtorch_take_the_generic_step() {
+    #[should_panic(expected = "plain LibTorch tensors")]
+    fn tensors_of_the_autodiff_graph_are_refused() {
         let device = Device::libtorch().autodiff();
-        let param = Tensor::<2>::from_data(TensorData::from([[1.0f32, 2.0]]), &device);
-        let grad = Tensor::<2>::from_data(TensorData::from([[0.5f32, -0.5]]), &device);
-        assert!(libtorch::step(&hypers(0.1, 0.0), param, grad, None).is_err());
+        hypers(0.1, 0.0).step(random(&device), random(&device), None);
     }
 }
