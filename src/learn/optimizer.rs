@@ -94,17 +94,10 @@ struct StepHypers {
 }
 
 impl StepHypers {
-    /// Adam's bias corrections `1 - beta^t` of the two moments after `time` steps.
-    fn debias(&self, time: usize) -> (f64, f64) {
-        let time = i32::try_from(time).unwrap_or(i32::MAX);
-        (1.0 - self.beta1.powi(time), 1.0 - self.beta2.powi(time))
-    }
-}
-
-/// Training tensors are LibTorch's: the step uses its in-place, fused kernels (`lerp_`,
-/// `addcdiv_`), as PyTorch's Adam does, 8 passes over a parameter instead of the ~14 allocating
-/// ones burn's tensor operations make, which were half the optimizer's time on ResNet34 (issue 3).
-impl StepHypers {
+    /// Training tensors are LibTorch's: the step uses its in-place, fused kernels (`lerp_`,
+    /// `addcdiv_`), as PyTorch's Adam does, 8 passes over a parameter instead of the ~14
+    /// allocating ones burn's tensor operations make, which were half the optimizer's time on
+    /// ResNet34 (issue 3).
     fn step<const D: usize>(
         &self,
         tensor: Tensor<D>,
@@ -136,6 +129,12 @@ impl StepHypers {
         }
         let state = AdaptiveMomentumState::new(time, burn_tensor(moment_1), burn_tensor(moment_2));
         (burn_tensor(param), Some(state))
+    }
+
+    /// Adam's bias corrections `1 - beta^t` of the two moments after `time` steps.
+    fn debias(&self, time: usize) -> (f64, f64) {
+        let time = i32::try_from(time).unwrap_or(i32::MAX);
+        (1.0 - self.beta1.powi(time), 1.0 - self.beta2.powi(time))
     }
 }
 

@@ -165,7 +165,7 @@ impl Pane for InterpretPane {
         );
         let [summary_area, rest] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
         frame.render_widget(Line::styled(truncate(&summary, area.width as usize), theme.dim()), summary_area);
-        // The tables are 60 columns wide beside the images, the full width above them.
+        // The tables are TABLE_WIDTH columns wide beside the images, the full width above them.
         let side_by_side = rest.width >= SIDE_BY_SIDE_WIDTH;
         let table_width = if side_by_side { TABLE_WIDTH } else { rest.width };
         let lines = self.table_lines(interpretation, table_width as usize, theme);
