@@ -1,6 +1,7 @@
 //! Training throughput of our learner against the PyTorch reference, side by side.
 //!
 //!     cargo bench --bench train -- [--arch resnet34] [--bs 64] [--steps 8] [--repeats 5] [--reference]
+//!         [--glibc-malloc-defaults]
 //!
 //! Times optimizer steps (forward, backward, AdamW) on a fixed random 3x64x64 batch, as
 //! `../shared/bench/torch_reference.py --synthetic` does, and prints images per second per
@@ -27,11 +28,21 @@ struct Options {
     warmup: usize,
     threads: usize,
     reference: bool,
+    /// Leave glibc's allocator as it is (to measure what `reuse_freed_memory` gains).
+    glibc_malloc_defaults: bool,
 }
 
 fn parse() -> Options {
-    let mut options =
-        Options { arch: Arch::Resnet34, batch_size: 64, steps: 8, repeats: 5, warmup: 2, threads: 2, reference: false };
+    let mut options = Options {
+        arch: Arch::Resnet34,
+        batch_size: 64,
+        steps: 8,
+        repeats: 5,
+        warmup: 2,
+        threads: 2,
+        reference: false,
+        glibc_malloc_defaults: false,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
@@ -43,6 +54,7 @@ fn parse() -> Options {
             "--warmup" => options.warmup = value().parse().expect("a warm-up count"),
             "--threads" => options.threads = value().parse().expect("a thread count"),
             "--reference" => options.reference = true,
+            "--glibc-malloc-defaults" => options.glibc_malloc_defaults = true,
             "--bench" => {}
             other => panic!("unknown option {other}"),
         }
@@ -57,6 +69,9 @@ fn median(values: &mut [f64]) -> f64 {
 
 fn main() {
     let options = parse();
+    if !options.glibc_malloc_defaults {
+        mednist::system::reuse_freed_memory();
+    }
     tch::set_num_threads(options.threads as i32);
     let side = 64;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);

@@ -60,6 +60,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    mednist::system::reuse_freed_memory();
     let args = Cli::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,

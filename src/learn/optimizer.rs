@@ -190,7 +190,8 @@ mod tests {
         let (debias1, debias2) = hypers.debias(state.time);
         let denominator = state.moment_2.clone().div_scalar(debias2).sqrt().add_scalar(hypers.eps);
         let update = state.moment_1.clone().div(denominator).mul_scalar(lr / debias1);
-        let decayed = if hypers.weight_decay == 0.0 { tensor } else { tensor.mul_scalar(1.0 - lr * hypers.weight_decay) };
+        let decayed =
+            if hypers.weight_decay == 0.0 { tensor } else { tensor.mul_scalar(1.0 - lr * hypers.weight_decay) };
         (decayed.sub(update), Some(state))
     }
 
