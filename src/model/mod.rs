@@ -31,6 +31,7 @@
 //! [`named_tensors`] lists every tensor with its path and [`TensorKind`], for parameter counts
 //! and for checking what a group matches.
 
+mod conv_taps;
 mod head;
 mod kernels;
 mod ops;

@@ -5,18 +5,20 @@
 //! `native_batch_norm_backward`, `threshold_backward`. burn 0.22's generic backward computes a
 //! convolution's weight gradient as a forward convolution over transposed copies, and batch
 //! norm from a dozen element-wise passes and copies; on ResNet34 that was most of the gap to
-//! PyTorch (issue 3). Anywhere else (inference, a non-LibTorch device) these are burn's layers.
+//! PyTorch (issue 3). Convolutions whose output is a CPU feature map of at most 2x2 go
+//! further than PyTorch: see [`conv_taps`]. Anywhere else (inference, a non-LibTorch device)
+//! these are burn's layers.
 
 // burn 0.22 marks its LibTorch backend deprecated in favour of CubeCL; LibTorch is this
 // project's chosen backend, and these layers exist for it.
 #![allow(deprecated)]
 
 use burn::backend::LibTorch;
-use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::libtorch::TchTensor;
 use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
@@ -24,6 +26,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
+use super::conv_taps;
 use super::kernels::{self, Conv2dGeometry};
 
 /// The autodiff backend a training device dispatches to (burn's default: no checkpointing).
@@ -39,28 +42,21 @@ pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
         Err(input) => return conv.forward(input),
     };
     let weight = param_on_training_libtorch(conv.weight.val());
-    let forward = |input: &TchTensor, weight: &TchTensor| {
-        TchTensor::new(tch::Tensor::conv2d(
-            &input.tensor,
-            &weight.tensor,
-            None::<tch::Tensor>,
-            geometry.stride,
-            geometry.padding,
-            geometry.dilation,
-            geometry.groups,
-        ))
-    };
-    let output = match Conv2dBackward(geometry)
+    let method = ConvMethod::for_input(&input.primitive().tensor, &weight.primitive().tensor, &geometry);
+    let output = match Conv2dBackward(geometry, method)
         .prepare::<NoCheckpointing>([input.node(), weight.node()])
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let (input, weight) = (input.into_primitive(), weight.into_primitive());
-            let output = forward(&input, &weight);
-            prep.finish((input, weight), output)
+            let operands = method.operands(input.into_primitive(), weight.into_primitive());
+            let output = method.forward(&operands, &geometry);
+            prep.finish(operands, output)
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward(input.primitive(), weight.primitive())),
+        OpsKind::UnTracked(prep) => {
+            let operands = method.operands(input.into_primitive(), weight.into_primitive());
+            prep.finish(method.forward(&operands, &geometry))
+        }
     };
     Tensor::from_primitive::<Training>(output)
 }
@@ -154,7 +150,13 @@ fn param_on_training_libtorch<const D: usize>(param: Tensor<D>) -> FloatTensor<T
 
 /// `running = (1 - momentum) * running + momentum * batch`, for the mean and the unbiased
 /// variance. `native_batch_norm` returns the biased variance as `1 / sqrt(var + eps)`.
-fn update_running_statistics(bn: &BatchNorm, input: &tch::Tensor, mean: &tch::Tensor, invstd: &tch::Tensor, device: &Device) {
+fn update_running_statistics(
+    bn: &BatchNorm,
+    input: &tch::Tensor,
+    mean: &tch::Tensor,
+    invstd: &tch::Tensor,
+    device: &Device,
+) {
     let samples = (input.numel() / mean.numel().max(1)) as f64;
     let unbiased = (invstd.pow_tensor_scalar(-2) - bn.epsilon) * (samples / (samples - 1.0).max(1.0));
     let momentum = bn.momentum;
@@ -169,7 +171,12 @@ fn update_running_statistics(bn: &BatchNorm, input: &tch::Tensor, mean: &tch::Te
 
 /// Hands each computed gradient to the parent it belongs to (burn's node type is private, hence
 /// the accessor).
-fn register<P, const N: usize>(grads: &mut Gradients, parents: [Option<P>; N], computed: [Option<tch::Tensor>; N], id: impl Fn(&P) -> NodeId) {
+fn register<P, const N: usize>(
+    grads: &mut Gradients,
+    parents: [Option<P>; N],
+    computed: [Option<tch::Tensor>; N],
+    id: impl Fn(&P) -> NodeId,
+) {
     for (parent, grad) in parents.into_iter().zip(computed) {
         if let (Some(parent), Some(grad)) = (parent, grad) {
             grads.register::<LibTorch>(id(&parent), TchTensor::new(grad));
@@ -177,18 +184,75 @@ fn register<P, const N: usize>(grads: &mut Gradients, parents: [Option<P>; N], c
     }
 }
 
+/// How a training convolution is computed, forward and backward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConvMethod {
+    /// LibTorch's convolution (oneDNN on the CPU, cuDNN on CUDA) and its backward kernels.
+    LibTorch,
+    /// One matrix product per kernel tap ([`conv_taps`]): the CPU's tiny feature maps.
+    Taps,
+}
+
+impl ConvMethod {
+    fn for_input(input: &tch::Tensor, weight: &tch::Tensor, geometry: &Conv2dGeometry) -> Self {
+        let (size, kernel) = (input.size(), weight.size());
+        let output = |axis: usize| {
+            (size[2 + axis] + 2 * geometry.padding[axis] - geometry.dilation[axis] * (kernel[2 + axis] - 1) - 1)
+                / geometry.stride[axis]
+                + 1
+        };
+        if input.device() == tch::Device::Cpu && conv_taps::suits(output(0), output(1), geometry) {
+            Self::Taps
+        } else {
+            Self::LibTorch
+        }
+    }
+
+    /// The input and weight in the layouts the method computes with; what its backward keeps.
+    fn operands(self, input: TchTensor, weight: TchTensor) -> (TchTensor, TchTensor) {
+        match self {
+            Self::LibTorch => (input, weight),
+            Self::Taps => {
+                let (input, weight) = conv_taps::operands(&input.tensor, &weight.tensor);
+                (TchTensor::new(input), TchTensor::new(weight))
+            }
+        }
+    }
+
+    fn forward(self, (input, weight): &(TchTensor, TchTensor), geometry: &Conv2dGeometry) -> TchTensor {
+        let (input, weight) = (&input.tensor, &weight.tensor);
+        TchTensor::new(match self {
+            Self::LibTorch => input.conv2d(
+                weight,
+                None::<tch::Tensor>,
+                geometry.stride,
+                geometry.padding,
+                geometry.dilation,
+                geometry.groups,
+            ),
+            Self::Taps => conv_taps::forward(input, weight, geometry),
+        })
+    }
+}
+
 #[derive(Debug)]
-struct Conv2dBackward(Conv2dGeometry);
+struct Conv2dBackward(Conv2dGeometry, ConvMethod);
 
 impl Backward<LibTorch, 2> for Conv2dBackward {
-    /// The convolution's input and weight.
+    /// The convolution's input and weight, as [`ConvMethod::operands`] laid them out.
     type State = (TchTensor, TchTensor);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<LibTorch>(&ops.node);
         let (input, weight) = &ops.state;
         let wanted = ops.parents.each_ref().map(Option::is_some);
-        let computed = kernels::conv2d_backward(&grad.tensor, &input.tensor, &weight.tensor, self.0, wanted);
+        let Self(geometry, method) = self;
+        let computed = match method {
+            ConvMethod::LibTorch => {
+                kernels::conv2d_backward(&grad.tensor, &input.tensor, &weight.tensor, geometry, wanted)
+            }
+            ConvMethod::Taps => conv_taps::backward(&grad.tensor, &input.tensor, &weight.tensor, &geometry, wanted),
+        };
         register(grads, ops.parents, computed, |parent| parent.id);
     }
 }
@@ -296,7 +360,10 @@ mod tests {
     #[test]
     fn convolutions_match_burns_with_their_gradients() {
         let device = training_device();
-        for (kernel, stride, pad) in [(3, 1, 1), (3, 2, 1), (7, 2, 3), (1, 2, 0)] {
+        // 11x11 inputs take LibTorch's kernels, 2x2 and 4x4 ones (2x2 outputs) the tap method.
+        for (kernel, stride, pad, side) in
+            [(3, 1, 1, 11), (3, 2, 1, 11), (7, 2, 3, 11), (1, 2, 0, 11), (3, 1, 1, 2), (3, 2, 1, 4)]
+        {
             let conv = Conv2dConfig::new([3, 5], [kernel, kernel])
                 .with_stride([stride, stride])
                 .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
@@ -304,7 +371,7 @@ mod tests {
                 .init(&device);
             assert!(symmetric_geometry(&conv).is_some());
             let weight = conv.weight.val();
-            compare(random([2, 3, 11, 11], &device), &[], Some(weight), |x| conv2d(&conv, x), |x| conv.forward(x));
+            compare(random([2, 3, side, side], &device), &[], Some(weight), |x| conv2d(&conv, x), |x| conv.forward(x));
         }
     }
 
@@ -313,7 +380,13 @@ mod tests {
         let device = training_device();
         let bn = BatchNormConfig::new(4).init(&device);
         let [gamma, beta] = [bn.gamma.val(), bn.beta.val()];
-        compare(random([3, 4, 5, 5], &device), &[("gamma gradient", gamma), ("beta gradient", beta)], None, |x| batch_norm(&bn, x), |x| bn.forward(x));
+        compare(
+            random([3, 4, 5, 5], &device),
+            &[("gamma gradient", gamma), ("beta gradient", beta)],
+            None,
+            |x| batch_norm(&bn, x),
+            |x| bn.forward(x),
+        );
     }
 
     #[test]
@@ -339,7 +412,13 @@ mod tests {
         let device = training_device();
         let bn = BatchNormConfig::new(6).init(&device);
         let [gamma, beta] = [bn.gamma.val(), bn.beta.val()];
-        compare(random([8, 6], &device), &[("gamma gradient", gamma), ("beta gradient", beta)], None, |x| batch_norm(&bn, x), |x| bn.forward(x));
+        compare(
+            random([8, 6], &device),
+            &[("gamma gradient", gamma), ("beta gradient", beta)],
+            None,
+            |x| batch_norm(&bn, x),
+            |x| bn.forward(x),
+        );
     }
 
     #[test]
