@@ -1,12 +1,13 @@
 //! A 2-D convolution computed as one matrix product per kernel tap, over only the output
 //! positions where that tap lands inside the input.
 //!
-//! On the smallest feature maps of a ResNet (its last stage is 2x2 for 64px images) most of a
-//! 3x3 window is padding. oneDNN's CPU kernels compute over it, and their weight gradient
-//! there is badly shaped: on a 2-core AVX2 CPU, ResNet34's 512-channel 3x3 convolutions at
-//! 2x2 took 84 ms for the weight gradient and 37 ms for the input gradient against 20 ms for
-//! the forward pass; by taps they take 20 and 18 ms (issue 3). From 4x4 up oneDNN is as fast
-//! or faster, so [`suits`] keeps it there.
+//! On the smallest feature maps of a ResNet (2x2 and 4x4 in its last two stages for 64px
+//! images) much of a 3x3 window is padding. oneDNN's CPU kernels compute over it, and their
+//! weight gradient there is badly shaped: on a 2-core AVX2 CPU, ResNet34's 512-channel 3x3
+//! convolutions at 2x2 took 20 ms forward, 27 ms for the input gradient and 76 ms for the
+//! weight gradient; by taps 15, 15 and 15 ms. At 4x4 (256 channels) 17 / 15 / 24 ms became
+//! 15 / 15 / 15 ms. From 8x8 up, and for strided convolutions from 4x4, oneDNN is faster, so
+//! [`suits`] keeps it there (issue 3).
 
 use tch::Tensor;
 
