@@ -86,6 +86,15 @@ pub enum Event {
     LrFindStep(LrStep),
 }
 
+/// What a cancelled fit leaves after `completed_epochs` epochs in all: the checkpoint of the
+/// last one, named as the table numbers it (from 0), or nothing yet.
+pub fn kept_after_cancel(completed_epochs: usize) -> String {
+    match completed_epochs.checked_sub(1) {
+        Some(last) => format!("the checkpoint after epoch {last} stands and `mednist train` resumes it"),
+        None => "no epoch had finished, so nothing was saved and `mednist train` starts over".into(),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainStart {
     pub arch: String,
@@ -154,5 +163,17 @@ pub trait Emit: Sync {
 impl<F: Fn(Event) + Sync> Emit for F {
     fn emit(&self, event: Event) {
         self(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancel_names_the_last_finished_epoch_as_the_table_does() {
+        assert!(kept_after_cancel(3).contains("after epoch 2 stands"));
+        assert!(kept_after_cancel(1).contains("after epoch 0 stands"));
+        assert!(kept_after_cancel(0).contains("nothing was saved"));
     }
 }

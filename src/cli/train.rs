@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::progress::StderrProgress;
-use crate::event::{Emit, EpochRow, Event};
+use crate::event::{Emit, EpochRow, Event, kept_after_cancel};
 use crate::job::CancelToken;
 use crate::learn::checkpoint;
 use crate::learn::device::DeviceChoice;
@@ -93,10 +93,7 @@ pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
     }
     match outcome {
         FitOutcome::Finished => Ok(()),
-        FitOutcome::Cancelled => bail!(
-            "training interrupted; the checkpoint after epoch {} stands and `mednist train` resumes it",
-            learner.epochs_done()
-        ),
+        FitOutcome::Cancelled => bail!("training interrupted; {}", kept_after_cancel(learner.epochs_done())),
     }
 }
 

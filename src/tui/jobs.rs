@@ -21,7 +21,7 @@ use crate::data::cache::decode_gray;
 use crate::data::fetch::{self, DatasetInfo, FetchError, FetchRequest};
 use crate::data::scan::{self, ClassSummary, DatasetScan, EmptyClass};
 use crate::data::split::{self, ClassCounts, Split, SplitOptions};
-use crate::event::{Emit, EpochRow, Event, Level};
+use crate::event::{Emit, EpochRow, Event, Level, kept_after_cancel};
 use crate::job::{CancelToken, Cancelled};
 use crate::learn::data::TrainData;
 use crate::learn::interpret::Interpretation;
@@ -252,9 +252,9 @@ impl Emit for Forward<'_> {
             }
             Event::TrainStarted(start) => self.log.line(format_args!("train: {start:?}")),
             Event::Epoch(row) => self.log.line(format_args!("train: epoch row {}", serde_json::json!(row))),
-            Event::TrainCancelled { completed_epochs } => self
-                .log
-                .line(format_args!("train: stopped; {completed_epochs} epoch(s) done, the last checkpoint stands")),
+            Event::TrainCancelled { completed_epochs } => {
+                self.log.line(format_args!("train: stopped; {}", kept_after_cancel(*completed_epochs)))
+            }
             _ => {}
         }
         let _ = self.messages.send(JobMessage::Event { pane: self.pane, event });
