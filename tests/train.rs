@@ -13,7 +13,9 @@ use mednist::learn::checkpoint;
 use mednist::learn::data::TrainData;
 use mednist::learn::learner::{FitOutcome, Learner};
 use mednist::learn::schedule::{MaxLr, OneCycle};
-use stripes::{SIDE, load, make_workspace, new_learner, one_at_a_time, resume};
+use stripes::{
+    BATCH_SIZE, SIDE, load, make_workspace, new_learner, new_learner_with_batches_of, one_at_a_time, resume,
+};
 
 /// Runs a fit and returns its events.
 fn fit(
@@ -53,16 +55,20 @@ fn epochs(events: &[Event]) -> Vec<usize> {
 #[test]
 fn a_tiny_dataset_is_learned_to_near_zero_loss() {
     let _turn = one_at_a_time();
-    let (_dir, workspace) = make_workspace(48);
+    // Batches of 16: at 16px the last stages' feature maps are 1x1, and BatchNorm over 8 of
+    // them made the loss jump by whole units near the peak rate (seen on an AVX-512 CPU, where
+    // the last epoch's median loss ended at 0.11; with 16 it ends below 0.001).
+    let batch_size = 16;
+    let (_dir, workspace) = make_workspace(96);
     let data = load(&workspace);
-    let mut learner = new_learner(&workspace, &data);
+    let mut learner = new_learner_with_batches_of(batch_size, &workspace, &data);
     let (outcome, events) = fit(&mut learner, &data, 8, "5e-3", &CancelToken::new());
     assert_eq!(outcome, FitOutcome::Finished);
     assert_eq!(epochs(&events), (0..8).collect::<Vec<_>>());
     // The median raw loss of the last epoch: fastai's smoothed column still remembers the first
     // epochs, and dropout makes single batches noisy.
     let losses = batch_losses(&events);
-    let steps = data.train.len() / 8;
+    let steps = data.train.len() / batch_size;
     let median = |losses: &[f64]| {
         let mut sorted = losses.to_vec();
         sorted.sort_by(f64::total_cmp);
@@ -72,8 +78,8 @@ fn a_tiny_dataset_is_learned_to_near_zero_loss() {
     let history = learner.history();
     assert!(last < 0.1 && last < first / 5.0, "median batch loss {first} then {last}; losses {losses:?}");
     assert!(history.last().unwrap().train_loss < history[0].train_loss / 2.0, "{history:?}");
-    // 24 validation images: allow one that dropout-noisy training has not got yet.
-    assert!(history.last().unwrap().error_rate <= 1.0 / 24.0, "{history:?}");
+    // 48 validation images: allow one that dropout-noisy training has not got yet.
+    assert!(history.last().unwrap().error_rate <= 1.0 / 48.0, "{history:?}");
 }
 
 #[test]
@@ -84,7 +90,7 @@ fn learning_rates_follow_the_one_cycle_formula() {
     let mut learner = new_learner(&workspace, &data);
     let (_, events) = fit(&mut learner, &data, 2, "3e-3", &CancelToken::new());
     let lrs = batch_lrs(&events);
-    let steps_per_epoch = data.train.len() / 8;
+    let steps_per_epoch = data.train.len() / BATCH_SIZE;
     let schedule = OneCycle::new(2 * steps_per_epoch, vec![3e-3, 3e-3]);
     assert_eq!(lrs.len(), 2 * steps_per_epoch);
     for (step, lr) in lrs.iter().enumerate() {
@@ -113,7 +119,7 @@ fn resuming_continues_the_epoch_numbers_and_the_schedule() {
     let _turn = one_at_a_time();
     let (_dir, workspace) = make_workspace(16);
     let data = load(&workspace);
-    let steps_per_epoch = data.train.len() / 8;
+    let steps_per_epoch = data.train.len() / BATCH_SIZE;
     let mut learner = new_learner(&workspace, &data);
     // Stop a 3-epoch cycle once its first epoch is done.
     let cancel = CancelToken::new();

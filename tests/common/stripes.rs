@@ -46,8 +46,11 @@ pub fn make_workspace(per_class: usize) -> (tempfile::TempDir, Workspace) {
     (dir, workspace)
 }
 
+/// The batch size of the tests' learners unless a test asks for another.
+pub const BATCH_SIZE: usize = 8;
+
 pub fn settings() -> LearnerSettings {
-    LearnerSettings { batch_size: 8, ..LearnerSettings::default() }
+    LearnerSettings { batch_size: BATCH_SIZE, ..LearnerSettings::default() }
 }
 
 pub fn load(workspace: &Workspace) -> TrainData {
@@ -55,8 +58,13 @@ pub fn load(workspace: &Workspace) -> TrainData {
 }
 
 pub fn new_learner(workspace: &Workspace, data: &TrainData) -> Learner {
+    new_learner_with_batches_of(BATCH_SIZE, workspace, data)
+}
+
+pub fn new_learner_with_batches_of(batch_size: usize, workspace: &Workspace, data: &TrainData) -> Learner {
     let device = DeviceChoice::Cpu.resolve().unwrap();
-    Learner::new(Arch::Resnet18, data, device, workspace.current_run_dir(), settings())
+    let settings = LearnerSettings { batch_size, ..settings() };
+    Learner::new(Arch::Resnet18, data, device, workspace.current_run_dir(), settings)
 }
 
 pub fn resume(workspace: &Workspace) -> Learner {
