@@ -8,23 +8,17 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use mednist::event::{Event, TrainStart};
-use mednist::job::CancelToken;
+use mednist::job::{CancelToken, is_cancelled};
 use mednist::learn::checkpoint;
 use mednist::learn::data::TrainData;
-use mednist::learn::learner::{FitOutcome, Learner};
+use mednist::learn::learner::Learner;
 use mednist::learn::schedule::{MaxLr, OneCycle};
 use stripes::{
     BATCH_SIZE, SIDE, load, make_workspace, new_learner, new_learner_with_batches_of, one_at_a_time, resume,
 };
 
-/// Runs a fit and returns its events.
-fn fit(
-    learner: &mut Learner,
-    data: &TrainData,
-    epochs: usize,
-    max_lr: &str,
-    cancel: &CancelToken,
-) -> (FitOutcome, Vec<Event>) {
+/// Runs a fit to its end and returns its events.
+fn fit(learner: &mut Learner, data: &TrainData, epochs: usize, max_lr: &str, cancel: &CancelToken) -> Vec<Event> {
     let events = Mutex::new(Vec::new());
     let outcome = learner.fit_one_cycle(
         data,
@@ -33,7 +27,8 @@ fn fit(
         &|e| events.lock().unwrap().push(e),
         cancel,
     );
-    (outcome.unwrap(), events.into_inner().unwrap())
+    outcome.expect("the fit finishes");
+    events.into_inner().unwrap()
 }
 
 fn batch_losses(events: &[Event]) -> Vec<f64> {
@@ -62,8 +57,7 @@ fn a_tiny_dataset_is_learned_to_near_zero_loss() {
     let (_dir, workspace) = make_workspace(96);
     let data = load(&workspace);
     let mut learner = new_learner_with_batches_of(batch_size, &workspace, &data);
-    let (outcome, events) = fit(&mut learner, &data, 8, "5e-3", &CancelToken::new());
-    assert_eq!(outcome, FitOutcome::Finished);
+    let events = fit(&mut learner, &data, 8, "5e-3", &CancelToken::new());
     assert_eq!(epochs(&events), (0..8).collect::<Vec<_>>());
     // The median raw loss of the last epoch: fastai's smoothed column still remembers the first
     // epochs, and dropout makes single batches noisy.
@@ -88,7 +82,7 @@ fn learning_rates_follow_the_one_cycle_formula() {
     let (_dir, workspace) = make_workspace(16);
     let data = load(&workspace);
     let mut learner = new_learner(&workspace, &data);
-    let (_, events) = fit(&mut learner, &data, 2, "3e-3", &CancelToken::new());
+    let events = fit(&mut learner, &data, 2, "3e-3", &CancelToken::new());
     let lrs = batch_lrs(&events);
     let steps_per_epoch = data.train.len() / BATCH_SIZE;
     let schedule = OneCycle::new(2 * steps_per_epoch, vec![3e-3, 3e-3]);
@@ -124,7 +118,7 @@ fn resuming_continues_the_epoch_numbers_and_the_schedule() {
     // Stop a 3-epoch cycle once its first epoch is done.
     let cancel = CancelToken::new();
     let events = Mutex::new(Vec::new());
-    let outcome = learner
+    let error = learner
         .fit_one_cycle(
             &data,
             3,
@@ -137,13 +131,12 @@ fn resuming_continues_the_epoch_numbers_and_the_schedule() {
             },
             &cancel,
         )
-        .unwrap();
-    assert_eq!(outcome, FitOutcome::Cancelled);
+        .unwrap_err();
+    assert!(is_cancelled(&error), "{error:#}");
     assert_eq!(epochs(&events.into_inner().unwrap()), vec![0]);
 
     let mut resumed = resume(&workspace);
-    let (outcome, events) = fit(&mut resumed, &data, 3, "2e-3", &CancelToken::new());
-    assert_eq!(outcome, FitOutcome::Finished);
+    let events = fit(&mut resumed, &data, 3, "2e-3", &CancelToken::new());
     let started = start(&events);
     assert_eq!((started.first_epoch, started.cycle_epochs, started.cycle_epochs_done), (1, 3, 1));
     assert_eq!(epochs(&events), vec![1, 2]);
@@ -153,7 +146,7 @@ fn resuming_continues_the_epoch_numbers_and_the_schedule() {
 
     // Once a cycle is complete, training again starts a new cycle and the epochs go on.
     let mut again = resume(&workspace);
-    let (_, events) = fit(&mut again, &data, 1, "1e-3", &CancelToken::new());
+    let events = fit(&mut again, &data, 1, "1e-3", &CancelToken::new());
     let started = start(&events);
     assert_eq!((started.first_epoch, started.cycle_epochs, started.cycle_epochs_done), (3, 1, 0));
     assert_eq!(epochs(&events), vec![3]);
@@ -210,7 +203,7 @@ fn the_same_seed_gives_the_same_first_epoch_losses() {
     let data = load(&workspace);
     let run = || {
         let mut learner = new_learner(&workspace, &data);
-        batch_losses(&fit(&mut learner, &data, 1, "1e-3", &CancelToken::new()).1)
+        batch_losses(&fit(&mut learner, &data, 1, "1e-3", &CancelToken::new()))
     };
     let (first, second) = (run(), run());
     assert!(!first.is_empty());

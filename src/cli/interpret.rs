@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result};
 
 use crate::cli::progress::StderrProgress;
 use crate::cli::table::Table;
@@ -33,12 +33,10 @@ pub fn run(workspace: &Workspace, args: &InterpretArgs, json: bool) -> Result<()
     let cancel = CancelToken::new();
     crate::cli::cancel_on_interrupt(&cancel, "stopping");
     let progress = if json { StderrProgress::quiet() } else { StderrProgress::new() };
-    let learner = open_saved(workspace, args.device)?;
+    let learner = open_saved(workspace, args.device, &progress)?;
     let data = TrainData::load(workspace, learner.image_size, &progress, &cancel)?;
     learner.check_data(&data)?;
-    let Some(predictions) = learner.predict(&data, &data.valid, &progress, &cancel) else {
-        bail!("interrupted");
-    };
+    let predictions = learner.predict(&data, &data.valid, &progress, &cancel).context("interpreting")?;
     let interpretation = Interpretation::new(&learner.classes, &predictions, &data.paths, args.top);
     if json {
         return crate::cli::print_json(&interpretation);

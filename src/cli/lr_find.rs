@@ -8,7 +8,7 @@ use ratatui::widgets::Widget;
 use crate::cli::progress::StderrProgress;
 use crate::cli::table::Table;
 use crate::cli::train::LearnerArgs;
-use crate::job::CancelToken;
+use crate::job::{CancelToken, is_cancelled};
 use crate::learn::lr_find::{LrFindOptions, LrFindResult};
 use crate::learn::open::{Opened, open_learner};
 use crate::tui::theme::Theme;
@@ -50,9 +50,9 @@ pub fn run(workspace: &Workspace, args: &LrFindArgs, json: bool) -> Result<()> {
         iterations: args.iterations,
         stop_on_divergence: !args.no_stop,
     };
-    let Some(result) = learner.lr_find(&data, &options, &progress, &cancel)? else {
-        bail!("interrupted; the learner is as it was");
-    };
+    let result = learner.lr_find(&data, &options, &progress, &cancel).map_err(|error| {
+        if is_cancelled(&error) { anyhow::anyhow!("interrupted; the learner is as it was") } else { error }
+    })?;
     if json {
         return crate::cli::print_json(&result);
     }

@@ -109,9 +109,7 @@ pub fn predict_files(
     let decoded: Vec<Result<Vec<u8>, String>> =
         files.par_iter().map(|file| decode_gray(file, side).map_err(|error| format!("{error:#}"))).collect();
     let images: Vec<Vec<u8>> = decoded.iter().filter_map(|d| d.as_ref().ok().cloned()).collect();
-    let Some(scores) = model.predict(images, progress, &CancelToken::new()) else {
-        bail!("prediction was cancelled");
-    };
+    let scores = model.predict(images, progress, &CancelToken::new())?;
     let classes = &model.header.classes;
     let mut row = 0;
     Ok(files

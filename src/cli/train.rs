@@ -9,10 +9,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::progress::StderrProgress;
 use crate::event::{Emit, EpochRow, Event, kept_after_cancel};
-use crate::job::CancelToken;
+use crate::job::{CancelToken, is_cancelled};
 use crate::learn::checkpoint;
 use crate::learn::device::DeviceChoice;
-use crate::learn::learner::{FitOutcome, LearnerSettings};
+use crate::learn::learner::LearnerSettings;
 use crate::learn::open::{OpenOptions, Opened, open_learner};
 use crate::learn::pretrained::Pretrained;
 use crate::learn::schedule::MaxLr;
@@ -85,16 +85,21 @@ pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
         render.info(format!("loaded the checkpoint saved as {name}"));
     }
     let Opened { mut learner, data, .. } = open_learner(workspace, &args.learner.open_options(), &render, &cancel)?;
-    let outcome = learner.fit_one_cycle(&data, args.epochs, args.max_lr, &render, &cancel)?;
+    let fitted = learner.fit_one_cycle(&data, args.epochs, args.max_lr, &render, &cancel);
     render.finish();
+    let interrupted = matches!(&fitted, Err(error) if is_cancelled(error));
+    if !interrupted {
+        fitted?;
+    }
+    // An interrupted fit is saved too: its last finished epoch is what --save keeps.
     if let Some(name) = &args.save {
         checkpoint::copy(learner.run_dir(), &workspace.saved_model_dir(name)?)?;
         render.info(format!("saved the checkpoint as {name}"));
     }
-    match outcome {
-        FitOutcome::Finished => Ok(()),
-        FitOutcome::Cancelled => bail!("training interrupted; {}", kept_after_cancel(learner.epochs_done())),
+    if interrupted {
+        bail!("training interrupted; {}", kept_after_cancel(learner.epochs_done()));
     }
+    Ok(())
 }
 
 /// Renders training events: rows on stdout, a batch bar on stderr, other events via [`StderrProgress`].

@@ -241,9 +241,7 @@ fn extract_tar(
 
     let mut tar = tar::Archive::new(reader);
     for entry in tar.entries().map_err(|e| archive.damaged(e))? {
-        if cancel.is_cancelled() {
-            return Err(FetchError::Cancelled);
-        }
+        cancel.check()?;
         let mut entry = entry.map_err(|e| archive.damaged(e))?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let entry_type = entry.header().entry_type();
@@ -278,9 +276,7 @@ fn extract_zip(
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| archive.damaged(e))?;
     let mut consumed = 0;
     for index in 0..zip.len() {
-        if cancel.is_cancelled() {
-            return Err(FetchError::Cancelled);
-        }
+        cancel.check()?;
         let mut file = zip.by_index(index).map_err(|e| archive.damaged(e))?;
         let name = file.name().to_string();
         consumed += file.compressed_size();
@@ -323,9 +319,7 @@ pub fn copy_folder(
         .into_iter()
         .filter_entry(|entry| !(is_junk(Path::new(entry.file_name())) || is_dest(entry)));
     for entry in walk {
-        if cancel.is_cancelled() {
-            return Err(FetchError::Cancelled);
-        }
+        cancel.check()?;
         let entry = entry.map_err(|e| FetchError::Io {
             action: "read",
             path: e.path().unwrap_or(folder).to_path_buf(),

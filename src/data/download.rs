@@ -147,9 +147,7 @@ fn stream(
 ) -> Result<(), Stream> {
     let mut buffer = vec![0; 1 << 16];
     loop {
-        if cancel.is_cancelled() {
-            return Err(Stream::Failed(FetchError::Cancelled));
-        }
+        cancel.check().map_err(|cancelled| Stream::Failed(cancelled.into()))?;
         let n = match response.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => n,

@@ -18,7 +18,7 @@ use crate::data::archive::{self, Archive, Limits};
 use crate::data::download;
 use crate::data::embedded::LESSON_ARCHIVE;
 use crate::event::{Emit, Event, Stage};
-use crate::job::CancelToken;
+use crate::job::{CancelToken, Cancelled};
 use crate::workspace::{self, Workspace};
 
 /// The full MedNIST release that MONAI's tutorials download.
@@ -129,9 +129,7 @@ fn hash_with<D: Digest>(archive: &Archive, emit: &dyn Emit, cancel: &CancelToken
     let mut buffer = vec![0; 1 << 20];
     let mut done = 0;
     loop {
-        if cancel.is_cancelled() {
-            return Err(FetchError::Cancelled);
-        }
+        cancel.check()?;
         let n = match reader.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => n,
@@ -264,8 +262,8 @@ pub enum FetchError {
     Io { action: &'static str, path: PathBuf, cause: io::Error },
     #[error("{error:#}{}", advice(io_kind(.error)))]
     Workspace { error: anyhow::Error },
-    #[error("cancelled; the current dataset is unchanged")]
-    Cancelled,
+    #[error("{0}; the current dataset is unchanged")]
+    Cancelled(#[from] Cancelled),
 }
 
 impl FetchError {
@@ -340,9 +338,7 @@ pub fn fetch(
     if classes.is_empty() {
         return Err(FetchError::NoClassFolders { input: request.source.to_string() });
     }
-    if cancel.is_cancelled() {
-        return Err(FetchError::Cancelled);
-    }
+    cancel.check()?;
     let staging = install(&root, &workspace.dataset_dir(), staging)?;
 
     let info = DatasetInfo {

@@ -313,9 +313,7 @@ pub fn scan(root: &Path, emit: &dyn Emit, cancel: &CancelToken) -> Result<Datase
         .candidates
         .par_iter()
         .map(|candidate| {
-            if cancel.is_cancelled() {
-                return Err(Cancelled);
-            }
+            cancel.check()?;
             let outcome = decode_file(&root.join(&candidate.path)).map(|decoded| ImageInfo {
                 format: decoded.format,
                 size: format!("{}x{}", decoded.image.width(), decoded.image.height()),

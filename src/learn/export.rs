@@ -18,7 +18,7 @@ use super::inference::{self, Predictions};
 use crate::data::batches::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::data::cache::ImageCache;
 use crate::event::{Emit, Stage};
-use crate::job::CancelToken;
+use crate::job::{CancelToken, Cancelled};
 use crate::model::{Arch, Classifier};
 use crate::workspace::write_atomic;
 
@@ -104,7 +104,12 @@ impl ExportedModel {
     }
 
     /// Scores gray `header.image_size`-square images, in order.
-    pub fn predict(&self, images: Vec<Vec<u8>>, emit: &dyn Emit, cancel: &CancelToken) -> Option<Predictions> {
+    pub fn predict(
+        &self,
+        images: Vec<Vec<u8>>,
+        emit: &dyn Emit,
+        cancel: &CancelToken,
+    ) -> Result<Predictions, Cancelled> {
         let count = images.len();
         let side = self.header.image_size;
         let cache = ImageCache::from_pixels(side, images.concat(), vec![0; count]);

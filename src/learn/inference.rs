@@ -10,7 +10,7 @@ use super::metrics::Tally;
 use crate::data::batches::{BatchPlan, Prefetcher};
 use crate::data::cache::ImageCache;
 use crate::event::{Emit, Event, Stage};
-use crate::job::CancelToken;
+use crate::job::{CancelToken, Cancelled};
 use crate::model::Classifier;
 
 /// Log-probabilities of each scored item, with its label.
@@ -71,7 +71,7 @@ pub fn images_tensor(images: Vec<f32>, side: usize, device: &Device) -> Tensor<4
 }
 
 /// Scores `items` of `cache` with `model` (already in inference mode) in batches of
-/// `batch_size`, reporting progress as `stage`. `None` when cancelled.
+/// `batch_size`, reporting progress as `stage`.
 #[allow(clippy::too_many_arguments)]
 pub fn predict(
     model: &Classifier,
@@ -83,15 +83,15 @@ pub fn predict(
     stage: Stage,
     emit: &dyn Emit,
     cancel: &CancelToken,
-) -> Option<Predictions> {
+) -> Result<Predictions, Cancelled> {
     let total = items.len() as u64;
     emit.emit(Event::StageStarted { stage, total: Some(total) });
     let mut predictions = Predictions::default();
     let plan = BatchPlan::evaluation(items, batch_size);
     for batch in Prefetcher::new(cache, plan, workers, 2) {
-        if cancel.is_cancelled() {
+        if let Err(cancelled) = cancel.check() {
             emit.emit(Event::StageFinished { stage });
-            return None;
+            return Err(cancelled);
         }
         let images = images_tensor(batch.images, batch.side, device);
         let log_probs = burn::tensor::activation::log_softmax(model.forward(images), 1);
@@ -103,7 +103,7 @@ pub fn predict(
         emit.emit(Event::Progress { stage, done: predictions.len() as u64, total: Some(total) });
     }
     emit.emit(Event::StageFinished { stage });
-    Some(predictions)
+    Ok(predictions)
 }
 
 #[cfg(test)]
