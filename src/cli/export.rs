@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::json;
 
+use crate::cli::progress::StderrProgress;
 use crate::learn::device::DeviceChoice;
 use crate::learn::open::open_saved;
 use crate::workspace::Workspace;
@@ -16,7 +17,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(workspace: &Workspace, args: &ExportArgs, json: bool) -> Result<()> {
-    let learner = open_saved(workspace, DeviceChoice::Cpu)?;
+    let learner = open_saved(workspace, DeviceChoice::Cpu, &StderrProgress::new())?;
     let path = args.path.clone().unwrap_or_else(|| workspace.export_file());
     learner.export(&path)?;
     let bytes = std::fs::metadata(&path)?.len();

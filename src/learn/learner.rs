@@ -25,7 +25,7 @@ use super::schedule::{MaxLr, OneCycle};
 use crate::data::augment::Augment;
 use crate::data::batches::{Batch, BatchPlan, Prefetcher};
 use crate::event::{BatchEnd, Emit, EpochRow, Event, LrStep, Stage, TrainStart};
-use crate::job::CancelToken;
+use crate::job::{CancelToken, Cancelled};
 use crate::model::{Arch, Classifier, LayerGroup};
 
 /// Layer groups in the order learning-rate slices address them.
@@ -45,14 +45,6 @@ impl Default for LearnerSettings {
     fn default() -> Self {
         Self { batch_size: 64, weight_decay: 0.01, seed: 42, workers: 1 }
     }
-}
-
-/// How a `fit_one_cycle` call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FitOutcome {
-    Finished,
-    /// Stopped on request; the last completed epoch's checkpoint stands.
-    Cancelled,
 }
 
 pub struct Learner {
@@ -105,23 +97,26 @@ impl Learner {
         }
     }
 
-    /// The learner saved in `run_dir`, or `None` when nothing was saved there yet.
-    pub fn resume(run_dir: PathBuf, device: (Device, String), settings: LearnerSettings) -> Result<Option<Self>> {
-        let Some(checkpoint::Checkpoint { state, model: model_bytes, optimizer: optimizer_bytes }) =
-            checkpoint::load(&run_dir)?
-        else {
-            return Ok(None);
-        };
+    /// The learner saved in `run_dir`, or `None` when nothing was saved there yet. A latest
+    /// checkpoint that cannot be read gives way to the epoch before (a warning says so).
+    pub fn resume(
+        run_dir: PathBuf,
+        device: (Device, String),
+        settings: LearnerSettings,
+        emit: &dyn Emit,
+    ) -> Result<Option<Self>> {
         let autodiff = device.0.clone().autodiff();
         let hypers = Hypers::new(GROUPS.len());
-        let (model, optimizer) = load_state(
-            (state.arch, state.classes.len(), state.frozen),
-            (model_bytes, optimizer_bytes),
-            &hypers,
-            settings.weight_decay,
-            &autodiff,
-        )
-        .with_context(|| format!("the checkpoint in {} cannot be used", run_dir.display()))?;
+        let opened = checkpoint::load_with_fallback(&run_dir, emit, |checkpoint| {
+            let state = checkpoint.state;
+            let shape = (state.arch, state.classes.len(), state.frozen);
+            let saved = Saved::Files(&checkpoint.model, &checkpoint.optimizer);
+            let (model, optimizer) = load_state(shape, saved, &hypers, settings.weight_decay, &autodiff)?;
+            Ok((state, model, optimizer))
+        })?;
+        let Some((state, model, optimizer)) = opened else {
+            return Ok(None);
+        };
         Ok(Some(Self {
             arch: state.arch,
             classes: state.classes,
@@ -185,7 +180,8 @@ impl Learner {
 
     /// fastai's `fit_one_cycle(epochs, max_lr)`. An interrupted cycle is resumed where it
     /// stopped (its schedule kept); otherwise a new cycle starts, continuing the weights,
-    /// the optimizer state and the epoch numbers.
+    /// the optimizer state and the epoch numbers. Stopped on request, it fails with
+    /// [`Cancelled`] and the last completed epoch's checkpoint stands.
     pub fn fit_one_cycle(
         &mut self,
         data: &TrainData,
@@ -193,7 +189,7 @@ impl Learner {
         max_lr: MaxLr,
         emit: &dyn Emit,
         cancel: &CancelToken,
-    ) -> Result<FitOutcome> {
+    ) -> Result<()> {
         self.check_data(data)?;
         let steps_per_epoch = data.train.len() / self.settings.batch_size.max(1);
         if steps_per_epoch == 0 {
@@ -247,7 +243,7 @@ impl Learner {
             let mut train_seconds = 0.0;
             for (index, batch) in batches.enumerate() {
                 if cancel.is_cancelled() {
-                    return Ok(self.stop_cancelled(cycle, emit));
+                    return Err(self.stop_cancelled(cycle, emit).into());
                 }
                 let step_started = Instant::now();
                 let hyper = cycle.schedule.at(cycle.epochs_done * steps_per_epoch + index);
@@ -272,8 +268,8 @@ impl Learner {
                     seconds: started.elapsed().as_secs_f64(),
                 }));
             }
-            let Some(tally) = self.validate(data, emit, cancel) else {
-                return Ok(self.stop_cancelled(cycle, emit));
+            let Ok(tally) = self.validate(data, emit, cancel) else {
+                return Err(self.stop_cancelled(cycle, emit).into());
             };
             let row = EpochRow {
                 epoch,
@@ -293,14 +289,14 @@ impl Learner {
             emit.emit(Event::CheckpointSaved { epoch, path });
         }
         emit.emit(Event::TrainFinished { epochs: cycle.epochs });
-        Ok(FitOutcome::Finished)
+        Ok(())
     }
 
     /// Keeps the interrupted cycle so the next fit resumes it; the last epoch's checkpoint stands.
-    fn stop_cancelled(&mut self, cycle: CyclePosition, emit: &dyn Emit) -> FitOutcome {
+    fn stop_cancelled(&mut self, cycle: CyclePosition, emit: &dyn Emit) -> Cancelled {
         self.cycle = Some(cycle);
         emit.emit(Event::TrainCancelled { completed_epochs: self.epochs_done });
-        FitOutcome::Cancelled
+        Cancelled
     }
 
     /// Sets every layer group's learning rate (and beta1 0.9) for steps outside a one-cycle
@@ -321,19 +317,19 @@ impl Learner {
         loss_value
     }
 
-    /// Loss, error rate and accuracy on the validation images, or `None` if cancelled.
-    pub fn validate(&self, data: &TrainData, emit: &dyn Emit, cancel: &CancelToken) -> Option<Tally> {
+    /// Loss, error rate and accuracy on the validation images.
+    pub fn validate(&self, data: &TrainData, emit: &dyn Emit, cancel: &CancelToken) -> Result<Tally, Cancelled> {
         self.predict(data, &data.valid, emit, cancel).map(|predictions| predictions.tally())
     }
 
-    /// Log-probabilities of `items` (positions in `data.cache`), or `None` if cancelled.
+    /// Log-probabilities of `items` (positions in `data.cache`).
     pub fn predict(
         &self,
         data: &TrainData,
         items: &[usize],
         emit: &dyn Emit,
         cancel: &CancelToken,
-    ) -> Option<Predictions> {
+    ) -> Result<Predictions, Cancelled> {
         inference::predict(
             &self.model.valid(),
             &self.device.clone().inner(),
@@ -365,14 +361,14 @@ impl Learner {
 
     /// fastai's `lr_find()`: trains on batches at exponentially growing learning rates and
     /// records the smoothed loss, then puts the weights, BatchNorm statistics and optimizer
-    /// state back exactly as they were. `None` when cancelled.
+    /// state back exactly as they were, cancelled or not.
     pub fn lr_find(
         &mut self,
         data: &TrainData,
         options: &LrFindOptions,
         emit: &dyn Emit,
         cancel: &CancelToken,
-    ) -> Result<Option<LrFindResult>> {
+    ) -> Result<LrFindResult> {
         self.check_data(data)?;
         let batch_size = self.settings.batch_size.max(1);
         if data.train.len() < batch_size {
@@ -411,32 +407,38 @@ impl Learner {
         }
         emit.emit(Event::StageFinished { stage: Stage::LrFind });
         self.restore(saved)?;
-        Ok((!cancelled).then(|| recorder.finish()))
+        if cancelled {
+            return Err(Cancelled.into());
+        }
+        Ok(recorder.finish())
     }
 
     /// The weights (BatchNorm statistics included) and optimizer state, serialised.
     fn snapshot(&self) -> Result<(Vec<u8>, Vec<u8>)> {
-        Ok((self.weight_bytes()?.to_vec(), self.optimizer_bytes()?.to_vec()))
+        let optimizer = self.optimizer.into_bytes().context("cannot serialise the optimizer state")?;
+        Ok((self.weight_bytes()?.to_vec(), optimizer.to_vec()))
     }
 
     /// Back to a [`Learner::snapshot`], in fresh modules: training passes since may have left
     /// BatchNorm updates pending in the current ones.
     fn restore(&mut self, saved: (Vec<u8>, Vec<u8>)) -> Result<()> {
         let shape = (self.arch, self.classes.len(), self.frozen);
+        let saved = Saved::Bytes(saved.0, saved.1);
         (self.model, self.optimizer) = load_state(shape, saved, &self.hypers, self.settings.weight_decay, &self.device)
             .context("cannot restore the weights saved before the sweep")?;
         Ok(())
     }
 
-    /// The weights as a burnpack record.
-    fn weight_bytes(&self) -> Result<Bytes> {
+    /// The weights, BatchNorm statistics included.
+    fn weight_record(&self) -> ModuleRecord {
         // `valid()` folds a pending BatchNorm statistics update in before the record is taken.
         let _ = self.model.valid();
-        self.model.clone().into_record().into_bytes().context("cannot serialise the weights")
+        self.model.clone().into_record()
     }
 
-    fn optimizer_bytes(&self) -> Result<Bytes> {
-        self.optimizer.into_bytes().context("cannot serialise the optimizer state")
+    /// The weights as a burnpack record in memory.
+    fn weight_bytes(&self) -> Result<Bytes> {
+        self.weight_record().into_bytes().context("cannot serialise the weights")
     }
 
     /// The lesson's `learn.export()`: one file with the weights and what prediction needs.
@@ -446,9 +448,9 @@ impl Learner {
     }
 
     /// Writes the checkpoint for the epochs done so far into the run folder: a fit does after
-    /// every epoch, `set_frozen` needs it to last.
+    /// every epoch, `set_frozen` needs it to last. The records are streamed to their files
+    /// one after the other, never held whole in memory beside the model.
     pub fn save(&self) -> Result<PathBuf> {
-        let (model_bytes, optimizer_bytes) = (self.weight_bytes()?, self.optimizer_bytes()?);
         let state = CheckpointState {
             format: 0,
             arch: self.arch,
@@ -462,7 +464,12 @@ impl Learner {
             model_file: String::new(),
             optimizer_file: String::new(),
         };
-        checkpoint::save(&self.run_dir, &state, &model_bytes, &optimizer_bytes)
+        checkpoint::save(
+            &self.run_dir,
+            &state,
+            |path| Ok(self.weight_record().save(path)?),
+            |path| Ok(self.optimizer.save(path)?),
+        )
     }
 }
 
@@ -490,22 +497,36 @@ fn no_decay_in(group: LayerGroup) -> ParamGroup {
     ParamGroup::from_regex(format!(r"^{}\..*\.(gamma|beta|bias)$", group.field())).expect("a valid pattern")
 }
 
-/// A model and its optimizer rebuilt from saved bytes: (architecture, classes, frozen) and
-/// (weights, optimizer state).
+/// Saved weights and optimizer state: a snapshot in memory, or a checkpoint's files.
+enum Saved<'a> {
+    Bytes(Vec<u8>, Vec<u8>),
+    Files(&'a Path, &'a Path),
+}
+
+/// A model and its optimizer rebuilt from what was saved of them, for (architecture,
+/// classes, frozen).
 fn load_state(
     (arch, classes, frozen): (Arch, usize, bool),
-    (model, optimizer): (Vec<u8>, Vec<u8>),
+    saved: Saved,
     hypers: &Arc<Hypers>,
     weight_decay: f64,
     device: &Device,
 ) -> Result<(Classifier, ModuleOptimizer)> {
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model)).context("the weights cannot be read")?;
+    let optimizer = build_optimizer(hypers, weight_decay);
+    let (record, optimizer): (Result<ModuleRecord>, Result<ModuleOptimizer>) = match saved {
+        Saved::Bytes(model, state) => (
+            ModuleRecord::from_bytes(Bytes::from_bytes_vec(model)).context("the weights cannot be read"),
+            optimizer.from_bytes(Bytes::from_bytes_vec(state)).context("the optimizer state cannot be read"),
+        ),
+        Saved::Files(model, state) => (
+            ModuleRecord::load(model).with_context(|| format!("the weights in {} cannot be read", model.display())),
+            optimizer.load(state).with_context(|| format!("the optimizer state in {} cannot be read", state.display())),
+        ),
+    };
     let model = Classifier::new(arch, classes, device)
-        .try_load_record(record)
+        .try_load_record(record?)
         .with_context(|| format!("the weights do not fit a {arch}"))?;
-    let optimizer = build_optimizer(hypers, weight_decay)
-        .from_bytes(Bytes::from_bytes_vec(optimizer))
-        .context("the optimizer state cannot be read")?;
+    let optimizer = optimizer?;
     Ok((if frozen { model.freeze_body() } else { model }, optimizer))
 }
 

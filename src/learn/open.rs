@@ -62,8 +62,11 @@ pub fn open_learner(
 ) -> Result<Opened> {
     let run_dir = workspace.current_run_dir();
     let device = options.device.resolve()?;
-    let previous =
-        if options.fresh { None } else { Learner::resume(run_dir.clone(), device.clone(), options.settings.clone())? };
+    let previous = if options.fresh {
+        None
+    } else {
+        Learner::resume(run_dir.clone(), device.clone(), options.settings.clone(), emit)?
+    };
     if let (Some(learner), Some(arch)) = (&previous, options.arch)
         && learner.arch != arch
     {
@@ -116,8 +119,8 @@ pub fn open_learner(
 }
 
 /// The learner saved in the workspace's current run, for the steps that need a trained one.
-pub fn open_saved(workspace: &Workspace, device: DeviceChoice) -> Result<Learner> {
+pub fn open_saved(workspace: &Workspace, device: DeviceChoice, emit: &dyn Emit) -> Result<Learner> {
     let run_dir = workspace.current_run_dir();
-    let resumed = Learner::resume(run_dir.clone(), device.resolve()?, LearnerSettings::default())?;
+    let resumed = Learner::resume(run_dir.clone(), device.resolve()?, LearnerSettings::default(), emit)?;
     resumed.ok_or_else(|| anyhow::anyhow!("no learner is saved in {}: run `mednist train` first", run_dir.display()))
 }

@@ -69,5 +69,5 @@ pub fn new_learner_with_batches_of(batch_size: usize, workspace: &Workspace, dat
 
 pub fn resume(workspace: &Workspace) -> Learner {
     let device = DeviceChoice::Cpu.resolve().unwrap();
-    Learner::resume(workspace.current_run_dir(), device, settings()).unwrap().expect("a checkpoint")
+    Learner::resume(workspace.current_run_dir(), device, settings(), &|_| {}).unwrap().expect("a checkpoint")
 }
