@@ -9,7 +9,7 @@ use image::imageops::FilterType;
 use rayon::prelude::*;
 
 use crate::event::{Emit, Event, Stage};
-use crate::job::{CancelToken, Cancelled};
+use crate::job::CancelToken;
 
 #[derive(Debug, Clone)]
 pub struct ImageCache {
@@ -28,25 +28,23 @@ impl ImageCache {
         emit: &dyn Emit,
         cancel: &CancelToken,
     ) -> Result<Self> {
+        anyhow::ensure!(side > 0, "images cannot be resized to 0 pixels: use a size of at least 1");
         let total = items.len() as u64;
         emit.emit(Event::StageStarted { stage: Stage::Decode, total: Some(total) });
         let done = AtomicU64::new(0);
-        let images: Vec<Vec<u8>> = items
-            .par_iter()
-            .map(|(relative, _)| {
-                if cancel.is_cancelled() {
-                    return Err(anyhow::Error::new(Cancelled));
-                }
-                let pixels = decode_gray(&root.join(relative), side)?;
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_multiple_of(512) || n == total {
-                    emit.emit(Event::Progress { stage: Stage::Decode, done: n, total: Some(total) });
-                }
-                Ok(pixels)
-            })
-            .collect::<Result<_>>()?;
+        // Each image is decoded straight into its place: no second copy of the whole cache.
+        let mut pixels = vec![0u8; items.len() * side * side];
+        pixels.par_chunks_mut(side * side).zip(items).try_for_each(|(slot, (relative, _))| -> Result<()> {
+            cancel.check()?;
+            slot.copy_from_slice(&decode_gray(&root.join(relative), side)?);
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_multiple_of(512) || n == total {
+                emit.emit(Event::Progress { stage: Stage::Decode, done: n, total: Some(total) });
+            }
+            Ok(())
+        })?;
         emit.emit(Event::StageFinished { stage: Stage::Decode });
-        Ok(Self { side, pixels: images.concat(), labels: items.iter().map(|(_, class)| *class as u32).collect() })
+        Ok(Self { side, pixels, labels: items.iter().map(|(_, class)| *class as u32).collect() })
     }
 
     /// Builds a cache from pixels already in memory (`side*side` bytes per image).

@@ -9,7 +9,7 @@ use crate::data::cache::ImageCache;
 use crate::data::scan;
 use crate::data::split::{self, Split, SplitOptions};
 use crate::event::Emit;
-use crate::job::{CancelToken, Cancelled};
+use crate::job::{CancelToken, is_cancelled};
 use crate::workspace::Workspace;
 
 /// Train and valid images as positions in one cache (train first).
@@ -57,12 +57,14 @@ impl TrainData {
         let items: Vec<(PathBuf, usize)> =
             split.train.iter().chain(&split.valid).map(|item| (PathBuf::from(&item.path), item.class)).collect();
         let cache = ImageCache::decode(&dataset, &items, image_size, emit, cancel).map_err(|error| {
-            if error.is::<Cancelled>() {
+            if is_cancelled(&error) {
                 error
             } else {
                 error.context("the recorded split names an image that cannot be used: run `mednist split` again")
             }
         })?;
+        // The scan's and the decoders' buffers are gone: give their memory back before training.
+        crate::system::release_freed_memory();
         let train_count = split.train.len();
         let paths: Vec<PathBuf> = items.into_iter().map(|(path, _)| path).collect();
         Ok(Self {
