@@ -1,4 +1,4 @@
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -65,7 +65,8 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Not eprintln: stderr may be a terminal that has gone, and that must not panic.
+            let _ = writeln!(std::io::stderr(), "error: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -86,9 +87,11 @@ fn run(args: Cli) -> anyhow::Result<()> {
         Some(Command::Export(export)) => cli::export::run(&workspace, &export, args.json),
         Some(Command::Predict(predict)) => cli::predict::run(&workspace, &predict, args.json),
         None if !std::io::stdout().is_terminal() => {
-            println!("mednist: stdout is not a terminal, so the interactive app is not started.");
-            println!(
-                "Run the lesson's steps headless instead: mednist fetch | classes | split | train | interpret (see mednist --help)."
+            // A closed pipe is no error worth a panic.
+            let _ = writeln!(
+                std::io::stdout(),
+                "mednist: stdout is not a terminal, so the interactive app is not started.\n\
+                 Run the lesson's steps headless instead: mednist fetch | classes | split | train | interpret (see mednist --help)."
             );
             Ok(())
         }

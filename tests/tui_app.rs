@@ -23,6 +23,8 @@ use mednist::tui::jobs::{
     ClassesInfo, InterpretInfo, JobMessage, JobRequest, LearnerInfo, Outcome, Output, PreviewInfo, PreviewView,
     SetupInfo, SplitInfo,
 };
+use mednist::tui::keys;
+use mednist::tui::lesson;
 use mednist::tui::panes::{PaneId, Status};
 use mednist::tui::theme::Theme;
 use ratatui::Terminal;
@@ -533,12 +535,92 @@ fn help_overlay_lists_every_key() {
     press(&mut app, "?");
     assert_eq!(app.overlay(), Some(Overlay::Help));
     let terminal = screen(&mut app, 80, 24);
-    for key in ["1-9", "Enter", "Esc", "Tab", "← →", "e ", "n ", "?", "q ", "Ctrl-C"] {
-        assert!(text(&terminal).contains(key), "help lacks {key:?}");
+    let shown = text(&terminal);
+    let pane_keys = PaneId::ALL.iter().flat_map(|id| app.panes.get(*id).keys().iter());
+    for key in keys::APP.iter().chain(keys::FORM).chain(keys::EDITING).chain(pane_keys) {
+        assert!(
+            shown.contains(key.label) && shown.contains(key.help),
+            "help lacks {} ({}):\n{shown}",
+            key.label,
+            key.help
+        );
     }
     insta::assert_snapshot!(terminal.backend());
     app.handle_key(key(KeyCode::Esc));
     assert_eq!(app.overlay(), None);
+}
+
+#[test]
+fn the_footer_names_the_pane_s_own_keys_and_keeps_quit_and_help_when_narrow() {
+    let mut app = app();
+    press(&mut app, "5");
+    let footer = |app: &mut App, width| text(&screen(app, width, 24)).lines().last().unwrap_or_default().to_string();
+    let wide = footer(&mut app, 130);
+    assert!(wide.contains("n new sample") && wide.contains("Enter run") && wide.contains("l lesson"), "{wide}");
+    assert!(!wide.contains("e type"), "the Preview pane has nothing to type: {wide}");
+    let narrow = footer(&mut app, 60);
+    assert!(narrow.contains("q quit") && narrow.contains("? keys"), "{narrow}");
+    press(&mut app, "9");
+    assert!(footer(&mut app, 130).contains("a use suggestion"));
+}
+
+/// Lines of `screen` that are lesson prose: inside the note's box, and words of `note`.
+fn prose_lines(screen: &str, note: &str) -> usize {
+    // TestBackend quotes each row; quotes are dropped from the note alike, box lines too.
+    let words = |text: &str| {
+        let kept: String =
+            text.chars().map(|c| if c == '"' || ('\u{2500}'..='\u{257f}').contains(&c) { ' ' } else { c }).collect();
+        kept.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let note = words(note);
+    screen.lines().map(words).filter(|line| line.len() > 30 && note.contains(line.as_str())).count()
+}
+
+#[test]
+fn every_step_shows_its_lesson_note_at_130x40_before_it_runs() {
+    let mut app = app();
+    for id in PaneId::ALL {
+        press(&mut app, &id.number().to_string());
+        let shown = text(&screen(&mut app, 130, 40));
+        let lines = prose_lines(&shown, &lesson::note(id));
+        assert!(lines >= 4, "{}: {lines} lines of the lesson shown:\n{shown}", id.title());
+        assert!(shown.contains("the lesson · l hides"), "{shown}");
+    }
+}
+
+#[test]
+fn l_hides_the_note_where_it_fits_and_opens_it_where_it_does_not() {
+    let mut app = app();
+    press(&mut app, "7");
+    let note = &lesson::note(PaneId::Train);
+    assert!(prose_lines(&text(&screen(&mut app, 130, 40)), note) >= 4);
+    press(&mut app, "l");
+    assert_eq!(prose_lines(&text(&screen(&mut app, 130, 40)), note), 0, "l hides the note");
+    press(&mut app, "l");
+    assert!(prose_lines(&text(&screen(&mut app, 130, 40)), note) >= 4, "l shows it again");
+
+    // At 80x24 there is no room below the cell: l opens the note over the screen.
+    assert_eq!(prose_lines(&text(&screen(&mut app, 80, 24)), note), 0);
+    press(&mut app, "l");
+    assert_eq!(app.overlay(), Some(Overlay::Lesson));
+    let terminal = screen(&mut app, 80, 24);
+    assert!(prose_lines(&text(&terminal), note) >= 10, "{}", text(&terminal));
+    insta::assert_snapshot!(terminal.backend());
+    press(&mut app, "l");
+    assert_eq!(app.overlay(), None);
+}
+
+#[test]
+fn leaving_without_being_asked_waits_for_the_running_step() {
+    let mut app = app();
+    press(&mut app, "3");
+    assert!(matches!(app.handle_key(key(KeyCode::Enter)), Some(Action::Run(JobRequest::Classes))));
+    app.shut_down();
+    assert!(!app.should_exit(), "the step still runs");
+    assert!(press(&mut app, "4").is_none(), "keys are ignored once leaving");
+    assert_eq!(app.active(), PaneId::Classes);
+    app.apply(finished(PaneId::Classes, Outcome::Cancelled), Instant::now());
+    assert!(app.should_exit());
 }
 
 // The update logic, driven by keys and made-up events.

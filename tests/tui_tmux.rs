@@ -1,7 +1,8 @@
 //! The real binary in a real terminal (tmux): fetch the lesson data and list its classes, then
 //! fetch a tiny made-up dataset, split it, train a small model for one epoch, stop a second
 //! fit by quitting, and check the terminal is given back as it was; resizes, Ctrl-C and
-//! SIGTERM too.
+//! SIGTERM too; a key typed while the terminal is still being asked about graphics, the
+//! terminal killed under a running training (a dropped SSH connection), and a closed stdin.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -71,6 +72,31 @@ impl Tmux {
     fn wait_for_text(&self, text: &str, timeout: Duration) -> String {
         self.wait_for(&format!("{text:?}"), timeout, |screen| screen.contains(text))
     }
+
+    /// The process the shell in the window runs (the app), once there is one.
+    fn app_pid(&self) -> u32 {
+        let shell = self.query("#{pane_pid}");
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+        children.split_whitespace().next().expect("the shell runs the app").parse().unwrap()
+    }
+}
+
+/// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
+fn has_ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// CPU seconds process `pid` has used (user and system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5); the state (field 3) is fields[0] here.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
 }
 
 impl Drop for Tmux {
@@ -102,6 +128,18 @@ fn tiny_dataset(dir: &Path) {
             image.save(folder.join(format!("{i:03}.png"))).unwrap();
         }
     }
+}
+
+/// A workspace with `tiny_dataset` fetched into it (by the headless command).
+fn workspace_with_tiny_dataset(work: &Path) -> std::path::PathBuf {
+    let (workspace, source) = (work.join("workspace"), work.join("tiny"));
+    tiny_dataset(&source);
+    let fetched = Command::new(env!("CARGO_BIN_EXE_mednist"))
+        .args(["--workdir", workspace.to_str().unwrap(), "fetch", "--source", source.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(fetched.status.success(), "{}", String::from_utf8_lossy(&fetched.stderr));
+    workspace
 }
 
 /// The terminal is back to normal: main screen, shell prompt, cooked mode, cursor shown.
@@ -220,4 +258,87 @@ fn follows_resizes_and_restores_the_terminal_on_ctrl_c_and_sigterm() {
     let status = Command::new("sh").args(["-c", &format!("kill -TERM {}", app.trim())]).status().unwrap();
     assert!(status.success(), "cannot signal the app (pid {app:?})");
     assert_terminal_restored(&tmux);
+}
+
+#[test]
+fn a_key_typed_while_the_terminal_is_asked_about_graphics_reaches_the_app() {
+    let work = TempDir::new().unwrap();
+    let tmux = Tmux::start("early-key");
+    // With graphics on, the app asks the terminal (tmux passes the query to an outer terminal
+    // that is not there, so no answer comes) for a second after its first frame.
+    tmux.type_line(&format!("{} --workdir {}", env!("CARGO_BIN_EXE_mednist"), work.path().display()));
+    tmux.wait_for("the first frame", Duration::from_secs(30), |screen| screen.contains("mednist · the MedNIST lesson"));
+    tmux.keys(&["4"]);
+    tmux.wait_for_text("4 Split", Duration::from_secs(5));
+    let log = || std::fs::read_to_string(work.path().join("logs/tui.log")).unwrap();
+    // The key was handled while the query still waited for its answer...
+    assert!(!log().contains("images: "), "the query had ended before the key:\n{}", log());
+    // ...which then timed out, as a detached tmux never answers.
+    let asked = Instant::now();
+    while !log().contains("did not answer the graphics query in time") {
+        assert!(asked.elapsed() < Duration::from_secs(10), "{}", log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(log().contains("images: Halfblocks"), "{}", log());
+    tmux.wait_for_text("1 Setup      [1]✓", Duration::from_secs(30));
+    tmux.keys(&["q"]);
+    assert_terminal_restored(&tmux);
+}
+
+#[test]
+fn a_killed_terminal_stops_the_training_after_its_batch_and_keeps_the_checkpoint() {
+    let work = TempDir::new().unwrap();
+    let workspace = workspace_with_tiny_dataset(work.path());
+    let long = Duration::from_secs(300);
+    let tmux = Tmux::start("hangup");
+    tmux.type_line(&format!("{} --workdir {} --no-graphics", env!("CARGO_BIN_EXE_mednist"), workspace.display()));
+    tmux.wait_for_text("1 Setup      [1]✓", Duration::from_secs(30));
+    // resnet18, batches of 16, 16-pixel images, then a fit of 20 epochs.
+    tmux.keys(&["6", "Left", "Down", "Down", "Left", "Left", "Down", "Left", "Left"]);
+    tmux.wait_for("the small learner's settings", Duration::from_secs(10), |screen| {
+        screen.contains("resnet18") && screen.contains("‹ 16 ›")
+    });
+    tmux.keys(&["7", "e", "BSpace", "2", "0", "Enter", "Enter"]);
+    tmux.wait_for_text("epoch 1 · batch", long);
+    let app = tmux.app_pid();
+
+    // What a dropped SSH connection does: the terminal and everything in it go away.
+    let killed = Instant::now();
+    tmux.run(&["kill-server"]);
+    while !has_ended(app) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "the app (pid {app}) still runs 30 s after its terminal went"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let state = checkpoint::load(&workspace.join("runs/current")).unwrap().expect("a checkpoint").state;
+    assert!(state.epochs_done >= 1, "{state:?}");
+    let log = std::fs::read_to_string(workspace.join("logs/tui.log")).unwrap();
+    assert!(!log.contains("panic"), "{log}");
+    assert!(log.contains("Train: Cancelled") && log.lines().last().is_some_and(|l| l.ends_with("quit")), "{log}");
+}
+
+#[test]
+fn with_stdin_closed_or_empty_the_app_reads_the_terminal_and_does_not_spin() {
+    let work = TempDir::new().unwrap();
+    let tmux = Tmux::start("stdin");
+    for redirect in ["< /dev/null", "0<&-"] {
+        tmux.type_line(&format!(
+            "{} --workdir {} --no-graphics {redirect}",
+            env!("CARGO_BIN_EXE_mednist"),
+            work.path().display()
+        ));
+        tmux.wait_for_text("1 Setup      [1]✓", Duration::from_secs(30));
+        let app = tmux.app_pid();
+        let before = cpu_seconds(app);
+        std::thread::sleep(Duration::from_secs(2));
+        let idle = cpu_seconds(app) - before;
+        assert!(idle < 0.5, "with stdin {redirect}, the idle app used {idle:.2} s of CPU in 2 s");
+        tmux.keys(&["4"]);
+        tmux.wait_for_text("4 Split", Duration::from_secs(5));
+        tmux.keys(&["q"]);
+        assert_terminal_restored(&tmux);
+        tmux.type_line("clear");
+    }
 }

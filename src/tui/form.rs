@@ -4,6 +4,7 @@
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::text::{Line, Span};
 
+use super::keys::{self, Command, Key};
 use super::theme::Theme;
 
 /// Width of the label column.
@@ -54,13 +55,6 @@ pub enum Step {
 struct Editing {
     text: String,
     error: Option<String>,
-}
-
-/// What a key did to the form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FormKey {
-    Ignored,
-    Handled,
 }
 
 impl Field {
@@ -182,42 +176,49 @@ impl Form {
         self.fields[field].accept(text)
     }
 
-    pub fn handle_key(&mut self, key: KeyEvent) -> FormKey {
+    /// The settings keys that apply: typing a value only where a field takes one.
+    pub fn keys(&self) -> Vec<Key> {
+        let typed = self.fields.iter().any(|field| !matches!(field.value, Value::Choice { .. }));
+        keys::FORM.iter().filter(|key| typed || key.command != Command::Edit).copied().collect()
+    }
+
+    /// A key for the form: a settings key, or one typed into the value being edited.
+    pub fn handle_key(&mut self, key: KeyEvent) {
         if let Some(editing) = &mut self.editing {
-            match key.code {
-                KeyCode::Char(c) => {
-                    editing.text.push(c);
-                    editing.error = None;
-                }
-                KeyCode::Backspace => {
-                    editing.text.pop();
-                    editing.error = None;
-                }
-                KeyCode::Enter => match self.fields[self.selected].accept(&editing.text) {
+            match keys::find(&key, &[keys::EDITING]).map(|found| found.command) {
+                Some(Command::Accept) => match self.fields[self.selected].accept(&editing.text) {
                     Ok(()) => self.editing = None,
                     Err(why) => editing.error = Some(why),
                 },
-                KeyCode::Esc => self.editing = None,
-                _ => {}
+                Some(_) => self.editing = None,
+                None => match key.code {
+                    KeyCode::Char(c) => {
+                        editing.text.push(c);
+                        editing.error = None;
+                    }
+                    KeyCode::Backspace => {
+                        editing.text.pop();
+                        editing.error = None;
+                    }
+                    _ => {}
+                },
             }
-            return FormKey::Handled;
+            return;
         }
         if self.fields.is_empty() {
-            return FormKey::Ignored;
+            return;
         }
-        match key.code {
-            KeyCode::Down | KeyCode::Tab => self.selected = (self.selected + 1) % self.fields.len(),
-            KeyCode::Up | KeyCode::BackTab => {
-                self.selected = (self.selected + self.fields.len() - 1) % self.fields.len()
-            }
-            KeyCode::Left => self.fields[self.selected].change(false),
-            KeyCode::Right => self.fields[self.selected].change(true),
-            KeyCode::Char('e') if !matches!(self.fields[self.selected].value, Value::Choice { .. }) => {
+        let count = self.fields.len();
+        match keys::find(&key, &[keys::FORM]).map(|found| found.command) {
+            Some(Command::NextField) => self.selected = (self.selected + 1) % count,
+            Some(Command::PreviousField) => self.selected = (self.selected + count - 1) % count,
+            Some(Command::Decrease) => self.fields[self.selected].change(false),
+            Some(Command::Increase) => self.fields[self.selected].change(true),
+            Some(Command::Edit) if !matches!(self.fields[self.selected].value, Value::Choice { .. }) => {
                 self.editing = Some(Editing { text: self.fields[self.selected].display(), error: None });
             }
-            _ => return FormKey::Ignored,
+            _ => {}
         }
-        FormKey::Handled
     }
 
     /// One line per field; the selected one is highlighted when the pane has the focus.

@@ -18,14 +18,14 @@ use super::log::LogFile;
 use super::panes::PaneId;
 use crate::data::augment::{self, Augment, Draw};
 use crate::data::cache::decode_gray;
-use crate::data::fetch::{self, DatasetInfo, FetchError, FetchRequest};
+use crate::data::fetch::{self, DatasetInfo, FetchRequest};
 use crate::data::scan::{self, ClassSummary, DatasetScan, EmptyClass};
 use crate::data::split::{self, ClassCounts, Split, SplitOptions};
 use crate::event::{Emit, EpochRow, Event, Level, kept_after_cancel};
-use crate::job::{CancelToken, Cancelled};
+use crate::job::{CancelToken, is_cancelled};
 use crate::learn::data::TrainData;
 use crate::learn::interpret::Interpretation;
-use crate::learn::learner::{FitOutcome, Learner};
+use crate::learn::learner::Learner;
 use crate::learn::lr_find::{LrFindOptions, LrFindResult};
 use crate::learn::open::{OpenOptions, open_learner};
 use crate::learn::schedule::MaxLr;
@@ -269,7 +269,7 @@ impl Kernel {
             let outcome = match catch_unwind(AssertUnwindSafe(|| self.run(request, &cancel))) {
                 Ok(Ok(())) if cancel.is_cancelled() => Outcome::Cancelled,
                 Ok(Ok(())) => Outcome::Done,
-                Ok(Err(error)) if is_cancellation(&error) => Outcome::Cancelled,
+                Ok(Err(error)) if is_cancelled(&error) => Outcome::Cancelled,
                 Ok(Err(error)) => Outcome::Failed(format!("{error:#}")),
                 Err(panic) => {
                     // A panic may leave the learner half-updated: drop it; the checkpoint stands.
@@ -354,13 +354,11 @@ impl Kernel {
             JobRequest::Train { open, epochs, max_lr } => {
                 let mut trainer = self.take_trainer(&open, &emit, cancel)?;
                 self.send(pane, Output::TrainHistory(trainer.learner.history().to_vec()));
-                let outcome = trainer.learner.fit_one_cycle(&trainer.data, epochs, max_lr, &emit, cancel);
+                let fitted = trainer.learner.fit_one_cycle(&trainer.data, epochs, max_lr, &emit, cancel);
                 self.send(PaneId::Learner, Output::Learner(learner_info(&trainer)));
                 // Kept even after a failure: the weights are those of the last finished batch.
                 self.trainer = Some(trainer);
-                if outcome? == FitOutcome::Cancelled {
-                    return Err(Cancelled.into());
-                }
+                fitted?;
             }
             JobRequest::SetFrozen { open, frozen } => {
                 let mut trainer = self.take_trainer(&open, &emit, cancel)?;
@@ -401,13 +399,13 @@ impl Kernel {
                     InterpretInfo { interpretation, images }
                 });
                 self.trainer = Some(trainer);
-                self.send(pane, Output::Interpret(Box::new(info.ok_or(Cancelled)?)));
+                self.send(pane, Output::Interpret(Box::new(info?)));
             }
             JobRequest::LrFind { open, options } => {
                 let mut trainer = self.take_trainer(&open, &emit, cancel)?;
                 let result = trainer.learner.lr_find(&trainer.data, &options, &emit, cancel);
                 self.trainer = Some(trainer);
-                self.send(pane, Output::LrFind(result?.ok_or(Cancelled)?));
+                self.send(pane, Output::LrFind(result?));
             }
         }
         Ok(())
@@ -539,12 +537,6 @@ pub fn describe(draw: &Draw) -> String {
         parts.push("light".to_string());
     }
     if parts.is_empty() { "unchanged".to_string() } else { parts.join(" ") }
-}
-
-fn is_cancellation(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause.is::<Cancelled>() || matches!(cause.downcast_ref::<FetchError>(), Some(FetchError::Cancelled))
-    })
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -1,35 +1,42 @@
 //! The interactive app: `mednist` with no subcommand. One pane per notebook step; the steps
 //! run on a job thread ([`jobs`]) while this loop answers keys and redraws.
 //!
-//! The loop waits on terminal input, job messages, encoded images and the next frame together
-//! (`tokio::select!`), applies everything queued, and draws at most ~30 times a second. Images
-//! are resized and encoded for the terminal on a thread of their own.
+//! The loop waits on terminal input ([`input`], read by the app itself), job messages, encoded
+//! images, signals and the next frame together (`tokio::select!`), applies everything queued,
+//! and draws at most ~30 times a second. Images are resized and encoded for the terminal on a
+//! thread of their own. When the terminal goes away (SIGHUP, end of input, a failed draw) the
+//! loop stops drawing and reading, asks the running step to stop after its current batch and
+//! waits for it.
 
 pub mod app;
 pub mod form;
+pub mod graphics;
+pub mod input;
 pub mod jobs;
+pub mod keys;
+pub mod lesson;
 pub mod log;
 pub mod panes;
 pub mod theme;
 pub mod widgets;
 
 use std::io::{self, Stdout, Write};
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use crossterm::event::{Event as TermEvent, EventStream};
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use crossterm::{cursor, execute, queue, terminal};
-use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::{Position, Rect};
 use ratatui_image::picker::Picker;
-use ratatui_image::picker::cap_parser::QueryStdioOptions;
 use tokio::sync::mpsc;
 
 use self::app::{Action, App};
+use self::graphics::GraphicsQuery;
+use self::input::Input;
 use self::jobs::{JobMessage, Jobs};
 use self::log::LogFile;
 use self::panes::PaneId;
@@ -41,8 +48,8 @@ use crate::workspace::Workspace;
 const FRAME: Duration = Duration::from_millis(33);
 /// How long after the last resize the screen is repainted once more.
 const RESIZE_SETTLE: Duration = Duration::from_millis(250);
-/// How long to wait for the terminal to say which graphics it supports.
-const GRAPHICS_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a step may take to stop after the terminal went away or SIGTERM came.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -52,8 +59,8 @@ pub struct Options {
     pub no_graphics: bool,
 }
 
-/// Runs the app until the user quits. The terminal is restored on every way out: return,
-/// error, Ctrl-C and panic.
+/// Runs the app until the user quits, the process is asked to end, or the terminal goes
+/// away. The terminal is restored on every way out: return, error, Ctrl-C and panic.
 pub fn run(workspace: &Workspace, options: &Options) -> Result<()> {
     let started = Instant::now();
     // Settings are checked before the screen is taken, so their errors print plainly.
@@ -62,6 +69,8 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<()> {
     install_panic_hook(log.clone());
 
     let mut terminal = TerminalSession::enter()?;
+    let (input_sender, input) = mpsc::unbounded_channel();
+    input::spawn_reader(input_sender).context("cannot read the terminal")?;
     let (sender, receiver) = mpsc::unbounded_channel();
     let mut jobs = Jobs::start(workspace.clone(), sender, log.clone())?;
     let mut app = App::new(theme, Picker::halfblocks());
@@ -72,26 +81,13 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<()> {
     }
     draw(&mut terminal.terminal, &mut app)?;
     log.line(format_args!("first frame after {} ms", started.elapsed().as_millis()));
-    if !options.no_graphics {
-        // After entering the alternate screen and before reading events: the query reads
-        // the terminal's answers from stdin. Unanswered (tmux without passthrough to a
-        // graphics terminal), it gives up after the timeout and half-blocks stay.
-        let query = QueryStdioOptions { timeout: GRAPHICS_QUERY_TIMEOUT, ..QueryStdioOptions::default() };
-        let asked = Instant::now();
-        match Picker::from_query_stdio_with_options(query) {
-            Ok(picker) => app.set_picker(picker),
-            Err(error) => log.line(format_args!("terminal graphics query failed ({error}); using half-blocks")),
-        }
-        if asked.elapsed() >= GRAPHICS_QUERY_TIMEOUT {
-            log.line("the terminal did not answer the graphics query in time");
-            release_query_reader()?;
-        }
-    }
-    log.line(format_args!("images: {} after {} ms", app.image_protocol(), started.elapsed().as_millis()));
+    // After the first frame, on the alternate screen: the replies arrive with the keys.
+    let query = if options.no_graphics { None } else { Some(GraphicsQuery::send()?) };
 
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the event loop")?;
-    let result = runtime.block_on(event_loop(&mut terminal.terminal, app, jobs, receiver, encoded));
+    let channels = Channels { input, messages: receiver, encoded };
+    let result = runtime.block_on(event_loop(&mut terminal.terminal, app, jobs, channels, query, &log));
     drop(terminal);
     if let Err(error) = &result {
         log.line(format_args!("error: {error:#}"));
@@ -105,25 +101,47 @@ fn no_color() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty())
 }
 
+/// Everything the loop waits on besides timers and signals.
+struct Channels {
+    input: mpsc::UnboundedReceiver<Input>,
+    messages: mpsc::UnboundedReceiver<JobMessage>,
+    encoded: mpsc::UnboundedReceiver<Encoded>,
+}
+
+/// Leaves without the user having asked (`why`, for the log): stops the running step and
+/// sets the time to give up waiting for it. Once is enough (a hang-up often comes twice).
+fn shut_down(app: &mut App, jobs: &Jobs, log: &LogFile, why: &str, give_up_at: &mut Option<Instant>) {
+    if give_up_at.is_none() {
+        log.line(format_args!("{why}: stopping"));
+        jobs.cancel();
+        app.shut_down();
+        *give_up_at = Some(Instant::now() + SHUTDOWN_GRACE);
+    }
+}
+
 async fn event_loop(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
     mut app: App,
     mut jobs: Jobs,
-    mut messages: mpsc::UnboundedReceiver<JobMessage>,
-    mut encoded: mpsc::UnboundedReceiver<Encoded>,
+    mut channels: Channels,
+    mut query: Option<GraphicsQuery>,
+    log: &LogFile,
 ) -> Result<()> {
-    let mut input = EventStream::new();
-    let mut terminated = std::pin::pin!(termination()?);
+    let mut signals = Signals::new()?;
     let mut dirty = true;
     let mut last_draw = Instant::now();
     // A second full repaint shortly after the last resize: a terminal (or tmux) may still be
     // reflowing its old contents when the first one lands, and nothing else would redraw.
     let mut repaint_at: Option<Instant> = None;
+    // Once the terminal is gone nothing is drawn or read; the loop only waits (up to this
+    // instant) for the running step to stop after its current batch.
+    let mut terminal_gone = false;
+    let mut give_up_at: Option<Instant> = None;
     loop {
-        let next_frame = dirty.then_some(last_draw + FRAME);
+        let next_frame = (dirty && !terminal_gone).then_some(last_draw + FRAME);
         tokio::select! {
-            event = input.next() => match event {
-                Some(Ok(TermEvent::Key(key))) => {
+            input = channels.input.recv(), if !terminal_gone => match input {
+                Some(Input::Key(key)) => {
                     match app.handle_key(key) {
                         Some(Action::Run(request)) => jobs.submit(request),
                         Some(Action::Cancel) => jobs.cancel(),
@@ -135,41 +153,72 @@ async fn event_loop(
                     }
                     dirty = true;
                 }
-                Some(Ok(TermEvent::Resize(..))) => {
-                    app.resized();
-                    dirty = true;
-                    repaint_at = Some(Instant::now() + RESIZE_SETTLE);
+                Some(Input::Reply(reply)) => match query.as_mut().map(|asked| asked.reply(&reply)) {
+                    Some(true) => {
+                        choose_graphics(&mut app, query.take(), log);
+                        dirty = true;
+                    }
+                    Some(false) => {}
+                    None => log.line(format_args!("late terminal reply {reply:?} ignored")),
+                },
+                Some(Input::Closed(why)) => {
+                    terminal_gone = true;
+                    shut_down(&mut app, &jobs, log, &format!("the terminal's input ended ({why})"), &mut give_up_at);
                 }
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(error).context("cannot read the terminal"),
-                None => return Ok(()),
+                None => {
+                    terminal_gone = true;
+                    shut_down(&mut app, &jobs, log, "the terminal reader stopped", &mut give_up_at);
+                }
             },
-            Some(message) = messages.recv() => {
+            Some(message) = channels.messages.recv() => {
                 let now = Instant::now();
                 app.apply(message, now);
-                while let Ok(message) = messages.try_recv() {
+                while let Ok(message) = channels.messages.try_recv() {
                     app.apply(message, now);
                 }
                 dirty = true;
             }
-            () = &mut terminated => {
-                jobs.cancel();
-                return Ok(());
-            }
-            Some(image) = encoded.recv() => {
+            signal = signals.next() => match signal {
+                Signal::Resize => {
+                    app.resized();
+                    dirty = true;
+                    repaint_at = Some(Instant::now() + RESIZE_SETTLE);
+                }
+                Signal::HangUp => {
+                    terminal_gone = true;
+                    shut_down(&mut app, &jobs, log, "the terminal hung up", &mut give_up_at);
+                }
+                Signal::Terminate => {
+                    shut_down(&mut app, &jobs, log, "asked to end (SIGTERM)", &mut give_up_at);
+                    dirty = true;
+                }
+            },
+            Some(image) = channels.encoded.recv() => {
                 app.image_encoded(image);
-                while let Ok(image) = encoded.try_recv() {
+                while let Ok(image) = channels.encoded.try_recv() {
                     app.image_encoded(image);
                 }
                 dirty = true;
             }
-            _ = tokio::time::sleep_until(repaint_at.unwrap_or_else(Instant::now).into()), if repaint_at.is_some() => {
+            _ = sleep_until(query.as_ref().map(|q| q.deadline)), if query.is_some() => {
+                log.line("the terminal did not answer the graphics query in time");
+                choose_graphics(&mut app, query.take(), log);
+                dirty = true;
+            }
+            _ = sleep_until(repaint_at), if repaint_at.is_some() => {
                 app.resized();
                 dirty = true;
                 repaint_at = None;
             }
-            _ = tokio::time::sleep_until(next_frame.unwrap_or_else(Instant::now).into()), if next_frame.is_some() => {
-                draw(terminal, &mut app)?;
+            _ = sleep_until(give_up_at), if give_up_at.is_some() => {
+                log.line("the running step did not stop in time; leaving it");
+                return Ok(());
+            }
+            _ = sleep_until(next_frame), if next_frame.is_some() => {
+                if let Err(error) = draw(terminal, &mut app) {
+                    terminal_gone = true;
+                    shut_down(&mut app, &jobs, log, &format!("cannot draw ({error:#})"), &mut give_up_at);
+                }
                 last_draw = Instant::now();
                 dirty = false;
             }
@@ -179,25 +228,56 @@ async fn event_loop(
         }
     }
 }
-
-/// Resolves when the process is asked to end (SIGTERM) or its terminal goes away (SIGHUP),
-/// so that the loop returns and the terminal is restored.
-#[cfg(unix)]
-fn termination() -> io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = hangup.recv() => {}
-        }
-    })
+/// What the loop hears from the operating system.
+enum Signal {
+    /// SIGWINCH: the terminal changed size.
+    Resize,
+    /// SIGHUP: the terminal went away (a dropped SSH connection, a killed tmux session).
+    HangUp,
+    /// SIGTERM: asked to end.
+    Terminate,
 }
 
-#[cfg(not(unix))]
-fn termination() -> io::Result<impl Future<Output = ()>> {
-    Ok(std::future::pending())
+struct Signals {
+    resize: tokio::signal::unix::Signal,
+    hang_up: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind| signal(kind).context("cannot listen for signals");
+        Ok(Self {
+            resize: listen(SignalKind::window_change())?,
+            hang_up: listen(SignalKind::hangup())?,
+            terminate: listen(SignalKind::terminate())?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.resize.recv() => Signal::Resize,
+            _ = self.hang_up.recv() => Signal::HangUp,
+            _ = self.terminate.recv() => Signal::Terminate,
+        }
+    }
+}
+
+/// Sleeps until `at`; never wakes for `None` (the loop's guards keep it from being awaited).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The picker the graphics query's replies call for, or half-blocks.
+fn choose_graphics(app: &mut App, query: Option<GraphicsQuery>, log: &LogFile) {
+    if let Some(picker) = query.and_then(|query| query.picker()) {
+        app.set_picker(picker);
+    }
+    log.line(format_args!("images: {}", app.image_protocol()));
 }
 
 /// One frame, inside a synchronized update so the terminal never shows half of it.
@@ -214,20 +294,11 @@ fn draw(terminal: &mut Terminal<CrosstermBackend<Stdout>>, app: &mut App) -> Res
     Ok(())
 }
 
-/// After a query timeout (and only then) ratatui-image's reader thread is still waiting on
-/// stdin for the terminal's status report, and would swallow the first keys. A status
-/// request sent plainly (tmux answers it itself, unlike the passthrough-wrapped one) ends it.
-fn release_query_reader() -> Result<()> {
-    let mut stdout = io::stdout();
-    stdout.write_all(b"\x1b[5n")?;
-    stdout.flush()?;
-    std::thread::sleep(Duration::from_millis(100));
-    Ok(())
-}
-
 /// The terminal in raw mode on the alternate screen; restored when dropped.
 struct TerminalSession {
-    terminal: Terminal<CrosstermBackend<Stdout>>,
+    /// Dropped by hand: ratatui's own drop prints to stderr when it cannot show the cursor,
+    /// and printing to a terminal that has gone panics.
+    terminal: ManuallyDrop<Terminal<CrosstermBackend<Stdout>>>,
 }
 
 impl TerminalSession {
@@ -237,7 +308,7 @@ impl TerminalSession {
             .map_err(anyhow::Error::from)
             .and_then(|()| Ok(Terminal::new(CrosstermBackend::new(io::stdout()))?));
         match entered {
-            Ok(terminal) => Ok(Self { terminal }),
+            Ok(terminal) => Ok(Self { terminal: ManuallyDrop::new(terminal) }),
             Err(error) => {
                 restore_terminal();
                 Err(error.context("cannot set up the terminal"))
@@ -249,6 +320,12 @@ impl TerminalSession {
 impl Drop for TerminalSession {
     fn drop(&mut self) {
         restore_terminal();
+        // Where the cursor cannot be shown (the terminal is gone) the terminal is left to the
+        // process's end instead.
+        if self.terminal.show_cursor().is_ok() {
+            // SAFETY: dropped once, here, and never used again.
+            unsafe { ManuallyDrop::drop(&mut self.terminal) }
+        }
     }
 }
 
@@ -271,7 +348,8 @@ fn install_panic_hook(log: Arc<LogFile>) {
         if std::thread::current().id() == ui_thread {
             restore_terminal();
             previous(info);
-            eprintln!("mednist: the log is in {}", log.path().display());
+            // Not eprintln: with the terminal gone it would panic inside the panic.
+            let _ = writeln!(io::stderr(), "mednist: the log is in {}", log.path().display());
         }
     }));
 }

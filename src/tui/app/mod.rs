@@ -2,18 +2,17 @@
 //! for the run loop, job messages update the panes, and `render` draws it all. Nothing here
 //! touches the terminal or runs a step, so tests drive it with made-up keys and events.
 
+mod render;
+
 use std::time::Instant;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 use ratatui_image::picker::Picker;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::form::FormKey;
+use super::form::Form;
 use super::jobs::{JobMessage, JobRequest, Output};
+use super::keys::{self, Command, Key};
 use super::panes::classes::ClassesPane;
 use super::panes::fetch::FetchPane;
 use super::panes::interpret::InterpretPane;
@@ -23,10 +22,9 @@ use super::panes::preview::PreviewPane;
 use super::panes::setup::SetupPane;
 use super::panes::split::SplitPane;
 use super::panes::train::TrainPane;
-use super::panes::{Cell, Pane, PaneId, PaneKey, Status};
+use super::panes::{Pane, PaneId, PaneKey};
 use super::theme::Theme;
-use super::widgets::{Encoded, ImageMaker, stage_gauge, truncate};
-use crate::event::Level;
+use super::widgets::{Encoded, ImageMaker};
 
 const SIDEBAR_WIDTH: u16 = 20;
 /// Log lines of a step shown above its output.
@@ -48,6 +46,8 @@ pub enum Action {
 pub enum Overlay {
     Help,
     ConfirmQuit,
+    /// The active step's lesson note, where the pane has no room for it.
+    Lesson,
 }
 
 /// Every pane, by step.
@@ -125,6 +125,10 @@ pub struct App {
     /// The screen must be cleared before the next draw: images drawn by a graphics protocol
     /// live outside ratatui's buffer and would otherwise stay behind.
     needs_clear: bool,
+    /// Lesson notes are shown below the cells that have room for them (`l` hides them).
+    lesson_shown: bool,
+    /// Whether the last frame had room for the active step's note.
+    note_fits: bool,
 }
 
 impl App {
@@ -140,6 +144,8 @@ impl App {
             quitting: false,
             notice: None,
             needs_clear: false,
+            lesson_shown: true,
+            note_fits: false,
         }
     }
 
@@ -190,6 +196,13 @@ impl App {
         self.quitting && self.running.is_none()
     }
 
+    /// Leaving without being asked (the terminal went away, SIGTERM): no more keys, and the
+    /// app is done once the running step has stopped (its cancel was requested).
+    pub fn shut_down(&mut self) {
+        self.overlay = None;
+        self.quitting = true;
+    }
+
     pub fn take_needs_clear(&mut self) -> bool {
         std::mem::take(&mut self.needs_clear)
     }
@@ -204,19 +217,22 @@ impl App {
             return None;
         }
         self.notice = None;
-        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        let command = |lists: &[&[Key]]| keys::find(&key, lists).map(|found| found.command);
+        if command(&[keys::APP]) == Some(Command::QuitNow) {
             return Some(Action::Quit);
         }
         match self.overlay {
-            Some(Overlay::Help) => {
-                if matches!(key.code, KeyCode::Char('?' | 'q') | KeyCode::Esc | KeyCode::Enter) {
+            Some(overlay @ (Overlay::Help | Overlay::Lesson)) => {
+                let closing = if overlay == Overlay::Help { Command::Help } else { Command::Lesson };
+                if matches!(command(&[keys::APP]), Some(c) if c == closing || matches!(c, Command::Quit | Command::Stop | Command::Run))
+                {
                     self.overlay = None;
                 }
                 return None;
             }
             Some(Overlay::ConfirmQuit) => {
-                match key.code {
-                    KeyCode::Char('y' | 'Y') => {
+                match command(&[keys::CONFIRM_QUIT]) {
+                    Some(Command::Yes) => {
                         self.overlay = None;
                         if self.running.is_none() {
                             return Some(Action::Quit);
@@ -224,7 +240,7 @@ impl App {
                         self.quitting = true;
                         return Some(Action::Cancel);
                     }
-                    KeyCode::Char('n' | 'N' | 'q') | KeyCode::Esc => self.overlay = None,
+                    Some(Command::No) => self.overlay = None,
                     _ => {}
                 }
                 return None;
@@ -241,29 +257,38 @@ impl App {
             form.handle_key(key);
             return None;
         }
-        match key.code {
-            KeyCode::Char('q') if self.running.is_some() => self.overlay = Some(Overlay::ConfirmQuit),
-            KeyCode::Char('q') => return Some(Action::Quit),
-            KeyCode::Char('?') => self.overlay = Some(Overlay::Help),
-            KeyCode::Char(digit @ '1'..='9') => {
+        let form_keys = pane.form().map(Form::keys).unwrap_or_default();
+        match command(&[pane.keys(), &form_keys, keys::APP])? {
+            Command::GoTo => {
+                let KeyCode::Char(digit) = key.code else { return None };
                 let id = PaneId::from_number(digit as usize - '0' as usize).expect("1-9 are panes");
                 if id != self.active {
                     self.active = id;
                     self.needs_clear = true;
                 }
             }
-            KeyCode::Esc => {
+            Command::Run => return self.run_step(self.active),
+            Command::Stop => {
                 let running = self.running?;
                 self.notice = Some(format!("stopping {}…", running.title()));
                 return Some(Action::Cancel);
             }
-            KeyCode::Enter => return self.run_step(self.active),
-            KeyCode::Char('a') if self.active == PaneId::LrFind => self.use_suggested_lr(),
-            _ => {
-                if pane.form_mut().map(|form| form.handle_key(key)) == Some(FormKey::Handled) {
-                    return None;
+            Command::Lesson if self.note_fits => {
+                self.lesson_shown = !self.lesson_shown;
+                self.needs_clear = true;
+            }
+            Command::Lesson => self.overlay = Some(Overlay::Lesson),
+            Command::Help => self.overlay = Some(Overlay::Help),
+            Command::Quit if self.running.is_some() => self.overlay = Some(Overlay::ConfirmQuit),
+            Command::Quit | Command::QuitNow => return Some(Action::Quit),
+            Command::NextField | Command::PreviousField | Command::Decrease | Command::Increase | Command::Edit => {
+                if let Some(form) = pane.form_mut() {
+                    form.handle_key(key);
                 }
-                if pane.handle_key(key) == PaneKey::Run {
+            }
+            Command::UseSuggestedLr => self.use_suggested_lr(),
+            pane_command => {
+                if pane.command(pane_command) == PaneKey::Run {
                     return self.run_step(self.active);
                 }
             }
@@ -326,226 +351,4 @@ impl App {
             }
         }
     }
-
-    pub fn render(&mut self, frame: &mut Frame) {
-        let area = frame.area();
-        frame.render_widget(Block::new().style(self.theme.base()), area);
-        let [title, body, footer] =
-            Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(1)]).areas(area);
-        let [sidebar, main] = Layout::horizontal([Constraint::Length(SIDEBAR_WIDTH), Constraint::Fill(1)]).areas(body);
-        self.render_title(frame, title);
-        self.render_sidebar(frame, sidebar);
-        self.render_pane(frame, main);
-        self.render_footer(frame, footer);
-        match self.overlay {
-            Some(Overlay::Help) => self.render_help(frame, area),
-            Some(Overlay::ConfirmQuit) => self.render_confirm_quit(frame, area),
-            None if self.quitting => {
-                let running = self.running.map_or("the step", PaneId::title);
-                let text = vec![Line::raw(format!("Stopping {running} after its current batch…"))];
-                self.render_popup(frame, area, " Quitting ", text);
-            }
-            None => {}
-        }
-    }
-
-    fn render_title(&self, frame: &mut Frame, area: Rect) {
-        let theme = &self.theme;
-        frame.render_widget(Line::styled(" mednist · the MedNIST lesson", theme.accent()), area);
-        if let Some(running) = self.running {
-            let text = format!("● {} running, Esc stops it ", running.title());
-            frame.render_widget(Line::styled(text, theme.running()).right_aligned(), area);
-        }
-    }
-
-    fn render_sidebar(&self, frame: &mut Frame, area: Rect) {
-        let theme = &self.theme;
-        let mut lines = vec![Line::styled(" Steps", theme.dim()), Line::raw("")];
-        for id in PaneId::ALL {
-            let cell = self.panes.get(id).cell();
-            let (mark, mark_style) = match &cell.status {
-                Status::NotRun => ("[ ]".to_string(), theme.dim()),
-                Status::Running => ("[*]".to_string(), theme.running()),
-                Status::Done => (format!("{}✓", execution_label(cell)), theme.done()),
-                Status::Cancelled => (format!("{}■", execution_label(cell)), theme.warning()),
-                Status::Failed(_) => (format!("{}✗", execution_label(cell)), theme.failed()),
-            };
-            let name_width = (SIDEBAR_WIDTH as usize).saturating_sub(4 + mark.chars().count() + 1);
-            let name = format!(" {} {:<name_width$}", id.number(), id.title());
-            let style = if id == self.active { theme.selected() } else { theme.base() };
-            lines.push(Line::from(vec![Span::styled(name, style), Span::styled(format!("{mark} "), mark_style)]));
-        }
-        frame.render_widget(Paragraph::new(lines), area);
-    }
-
-    fn render_pane(&mut self, frame: &mut Frame, area: Rect) {
-        let theme = self.theme.clone();
-        let id = self.active;
-        let block = Block::bordered()
-            .border_style(theme.border())
-            .title(Line::styled(format!(" {} {} ", id.number(), id.title()), theme.accent()));
-        let inner = block.inner(area);
-        frame.render_widget(block, area);
-        let pane = self.panes.get_mut(id);
-        let cell = pane.cell().clone();
-
-        let form_lines = pane.form().map(|form| form.lines(&theme)).unwrap_or_default();
-        let error = match &cell.status {
-            Status::Failed(message) => Some(message.clone()),
-            _ => None,
-        };
-        let error_height = error.as_deref().map_or(0, |e| wrapped_height(e, inner.width, ERROR_LINES_SHOWN));
-        let logs: Vec<Line> = cell.logs[cell.logs.len().saturating_sub(LOG_LINES_SHOWN)..]
-            .iter()
-            .map(|(level, message)| match level {
-                Level::Info => Line::styled(truncate(message, inner.width as usize), theme.dim()),
-                Level::Warn => {
-                    Line::styled(truncate(&format!("warning: {message}"), inner.width as usize), theme.warning())
-                }
-            })
-            .collect();
-        let stage = cell.stage.as_ref().filter(|_| cell.status == Status::Running);
-        let [header, form, _, error_area, gauge_area, logs_area, output] = Layout::vertical([
-            Constraint::Length(1),
-            Constraint::Length(form_lines.len() as u16),
-            Constraint::Length(1),
-            Constraint::Length(error_height),
-            Constraint::Length(u16::from(stage.is_some())),
-            Constraint::Length(logs.len() as u16),
-            Constraint::Fill(1),
-        ])
-        .areas(inner);
-
-        let (status, status_style) = match &cell.status {
-            Status::NotRun => ("not run", theme.dim()),
-            Status::Running => ("running…", theme.running()),
-            Status::Done => ("done", theme.done()),
-            Status::Cancelled => ("stopped", theme.warning()),
-            Status::Failed(_) => ("failed", theme.failed()),
-        };
-        let label = match cell.status {
-            Status::Running => "[*]".to_string(),
-            _ => execution_label(&cell),
-        };
-        // "In [n]: " before the code, one space and the status after it.
-        let code_width = (header.width as usize).saturating_sub(label.len() + 5 + 1 + status.len());
-        frame.render_widget(
-            Line::from(vec![
-                Span::styled(format!("In {label}: "), theme.dim()),
-                Span::styled(truncate(&pane.code(), code_width), theme.base()),
-            ]),
-            header,
-        );
-        frame.render_widget(Line::styled(status, status_style).right_aligned(), header);
-        frame.render_widget(Paragraph::new(form_lines), form);
-        if let Some(error) = error {
-            frame.render_widget(Paragraph::new(error).style(theme.failed()).wrap(Wrap { trim: false }), error_area);
-        }
-        if let Some(stage) = stage {
-            stage_gauge(frame, gauge_area, stage, &theme);
-        }
-        frame.render_widget(Paragraph::new(logs), logs_area);
-        pane.render_output(frame, output, &theme);
-    }
-
-    fn render_footer(&self, frame: &mut Frame, area: Rect) {
-        let theme = &self.theme;
-        if let Some(notice) = &self.notice {
-            frame.render_widget(
-                Line::styled(
-                    format!(" {}", truncate(notice, (area.width as usize).saturating_sub(1))),
-                    theme.warning(),
-                ),
-                area,
-            );
-            return;
-        }
-        let pane = self.panes.get(self.active);
-        let form = pane.form();
-        let hints = if form.is_some_and(|f| f.is_editing()) {
-            "type the value · Enter accept · Esc cancel".to_string()
-        } else {
-            let mut hints = vec!["Enter run"];
-            if self.active == PaneId::Preview {
-                hints.push("n new sample");
-            }
-            if form.is_some_and(|f| !f.is_empty()) {
-                hints.extend(["↑↓←→ settings", "e type"]);
-            }
-            hints.extend(["1-9 step", "? keys", "q quit"]);
-            hints.join(" · ")
-        };
-        frame.render_widget(
-            Line::styled(format!(" {}", truncate(&hints, (area.width as usize).saturating_sub(1))), theme.dim()),
-            area,
-        );
-    }
-
-    fn render_help(&self, frame: &mut Frame, area: Rect) {
-        let keys = [
-            ("1-9", "go to a step"),
-            ("Enter", "run the step, or run it again"),
-            ("Esc", "stop the running step; training stops after"),
-            ("", "  its current batch and keeps its checkpoint"),
-            ("↑ ↓  Tab", "choose a setting"),
-            ("← →", "change it"),
-            ("e", "type a value (Enter accepts, Esc cancels)"),
-            ("n", "Preview: draw a new sample"),
-            ("u", "Learner: freeze or unfreeze the body"),
-            ("v", "Interpret: counts or fractions"),
-            ("a", "LR find: use the suggested rate in Train"),
-            ("?", "show or hide these keys"),
-            ("q", "quit (asks first while a step runs)"),
-            ("Ctrl-C", "quit at once"),
-        ];
-        let lines = keys
-            .iter()
-            .map(|(key, what)| {
-                Line::from(vec![Span::styled(format!(" {key:<10}"), self.theme.accent()), Span::raw(*what)])
-            })
-            .collect();
-        self.render_popup(frame, area, " Keys ", lines);
-    }
-
-    fn render_confirm_quit(&self, frame: &mut Frame, area: Rect) {
-        let running = self.running.map_or("A step", PaneId::title);
-        let lines = vec![
-            Line::raw(format!("{running} is running. Quit anyway?")),
-            Line::raw("It stops after the current batch; the last"),
-            Line::raw("checkpoint is kept."),
-            Line::raw(""),
-            Line::from(vec![
-                Span::styled(" y ", self.theme.selected()),
-                Span::raw(" stop and quit    "),
-                Span::styled(" n ", self.theme.selected()),
-                Span::raw(" keep going"),
-            ]),
-        ];
-        self.render_popup(frame, area, " Quit? ", lines);
-    }
-
-    fn render_popup(&self, frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>) {
-        let width = lines.iter().map(Line::width).max().unwrap_or(0) as u16 + 4;
-        let height = lines.len() as u16 + 2;
-        let popup =
-            area.centered(Constraint::Length(width.min(area.width)), Constraint::Length(height.min(area.height)));
-        frame.render_widget(Clear, popup);
-        let block = Block::bordered()
-            .title(Line::styled(title, self.theme.accent()))
-            .border_style(self.theme.accent())
-            .style(self.theme.base());
-        frame.render_widget(Paragraph::new(lines).block(block), popup);
-    }
-}
-
-/// `[n]` for a cell run n-th, `[ ]` for one never run.
-fn execution_label(cell: &Cell) -> String {
-    cell.execution.map_or("[ ]".to_string(), |n| format!("[{n}]"))
-}
-
-/// Lines `text` takes wrapped at `width`, at most `cap`.
-fn wrapped_height(text: &str, width: u16, cap: usize) -> u16 {
-    let width = width.max(1) as usize;
-    let lines: usize = text.lines().map(|line| line.chars().count().div_ceil(width).max(1)).sum();
-    lines.min(cap) as u16
 }

@@ -2,7 +2,6 @@
 //! confusion matrix (counts, or fractions of each actual class with `v`), the most confused
 //! pairs, per-class scores, and the top losses as images.
 
-use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -13,6 +12,7 @@ use crate::learn::interpret::Interpretation;
 use crate::learn::open::OpenOptions;
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{InterpretInfo, JobRequest, Output};
+use crate::tui::keys::{self, Command, Key};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{ImageMaker, Tile, tile_grid, truncate};
 
@@ -126,9 +126,13 @@ impl Pane for InterpretPane {
         )
     }
 
-    fn handle_key(&mut self, key: KeyEvent) -> PaneKey {
-        match key.code {
-            KeyCode::Char('v') => {
+    fn keys(&self) -> &'static [Key] {
+        keys::INTERPRET
+    }
+
+    fn command(&mut self, command: Command) -> PaneKey {
+        match command {
+            Command::ToggleFractions => {
                 self.normalized = !self.normalized;
                 PaneKey::Handled
             }

@@ -8,8 +8,6 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use crossterm::event::{KeyCode, KeyEvent};
-
 use super::{Cell, Pane, PaneId, PaneKey};
 use crate::learn::learner::LearnerSettings;
 use crate::learn::open::OpenOptions;
@@ -17,6 +15,7 @@ use crate::learn::pretrained::Pretrained;
 use crate::model::Arch;
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{JobRequest, LearnerInfo, Output};
+use crate::tui::keys::{self, Command, Key};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::ImageMaker;
 
@@ -114,9 +113,13 @@ impl Pane for LearnerPane {
         format!("learn = vision_learner(dls, {arch}, pretrained={pretrained}, metrics=error_rate){load}{unfreeze}")
     }
 
-    fn handle_key(&mut self, key: KeyEvent) -> PaneKey {
-        match key.code {
-            KeyCode::Char('u') => {
+    fn keys(&self) -> &'static [Key] {
+        keys::LEARNER
+    }
+
+    fn command(&mut self, command: Command) -> PaneKey {
+        match command {
+            Command::ToggleFrozen => {
                 self.toggle_frozen = true;
                 PaneKey::Run
             }

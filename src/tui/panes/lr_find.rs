@@ -12,6 +12,7 @@ use crate::learn::lr_find::{LrFindOptions, LrFindResult};
 use crate::learn::open::OpenOptions;
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{JobRequest, Output};
+use crate::tui::keys::{self, Key};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{ImageMaker, LrChart, truncate};
 
@@ -81,6 +82,10 @@ impl LrFindPane {
 
 impl Pane for LrFindPane {
     pane_with_form!(PaneId::LrFind);
+
+    fn keys(&self) -> &'static [Key] {
+        keys::LR_FIND
+    }
 
     fn code(&self) -> String {
         let options = self.options();

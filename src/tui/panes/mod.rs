@@ -46,12 +46,12 @@ pub mod train;
 
 use std::time::Instant;
 
-use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 
 use super::form::Form;
 use super::jobs::{Outcome, Output};
+use super::keys::{Command, Key};
 use super::theme::Theme;
 use super::widgets::{ImageMaker, Tile};
 use crate::event::{Event, Level, Stage};
@@ -229,8 +229,13 @@ pub trait Pane {
     /// cell's "input".
     fn code(&self) -> String;
 
-    /// Keys of the pane's own, after the form's.
-    fn handle_key(&mut self, _key: KeyEvent) -> PaneKey {
+    /// The pane's own keys (declared once: they feed the handler, the help and the footer).
+    fn keys(&self) -> &'static [Key] {
+        &[]
+    }
+
+    /// One of [`Pane::keys`]'s commands was pressed.
+    fn command(&mut self, _command: Command) -> PaneKey {
         PaneKey::Ignored
     }
 

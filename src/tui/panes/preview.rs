@@ -1,7 +1,6 @@
 //! 5 Preview: the lesson's `show_batch` (nine augmented training images with their labels),
 //! or one image under several random augmentations. `n` draws a new sample.
 
-use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
@@ -9,6 +8,7 @@ use ratatui::text::Line;
 use super::{Cell, Pane, PaneId, PaneKey};
 use crate::tui::form::{Field, Form};
 use crate::tui::jobs::{JobRequest, Output, PreviewInfo, PreviewView};
+use crate::tui::keys::{self, Command, Key};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{ImageMaker, Tile, tile_grid};
 
@@ -66,9 +66,13 @@ impl Pane for PreviewPane {
         }
     }
 
-    fn handle_key(&mut self, key: KeyEvent) -> PaneKey {
-        match key.code {
-            KeyCode::Char('n') => PaneKey::Run,
+    fn keys(&self) -> &'static [Key] {
+        keys::PREVIEW
+    }
+
+    fn command(&mut self, command: Command) -> PaneKey {
+        match command {
+            Command::NewSample => PaneKey::Run,
             _ => PaneKey::Ignored,
         }
     }
