@@ -8,4 +8,6 @@ pub mod download;
 pub mod embedded;
 pub mod fetch;
 pub mod scan;
+pub mod settings;
 pub mod split;
+pub mod window;
