@@ -9,6 +9,7 @@ use std::path::Path;
 use assert_cmd::cargo::cargo_bin_cmd;
 use image::{DynamicImage, GrayImage, ImageFormat, Luma};
 use mednist::data::scan::{self, DatasetScan, Item};
+use mednist::data::settings::DatasetSettings;
 use mednist::data::split::{self, ClassCounts, Split, SplitOptions};
 use mednist::job::CancelToken;
 use mednist::workspace::Workspace;
@@ -26,11 +27,11 @@ fn make_dataset(root: &Path, classes: &[(&str, usize)]) {
 }
 
 fn scan(root: &Path) -> DatasetScan {
-    scan::scan(root, &|_| {}, &CancelToken::new()).unwrap()
+    scan::scan(root, &DatasetSettings::default(), &|_| {}, &CancelToken::new()).unwrap()
 }
 
 fn options(valid_pct: f64, seed: u64, stratify: bool) -> SplitOptions {
-    SplitOptions { valid_pct, seed, stratify }
+    SplitOptions { valid_pct, seed, stratify, group: None }
 }
 
 const CLASSES: [(&str, usize); 3] = [("A", 10), ("B", 7), ("C", 23)];

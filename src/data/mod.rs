@@ -4,6 +4,7 @@ pub mod archive;
 pub mod augment;
 pub mod batches;
 pub mod cache;
+pub mod decode;
 pub mod dicom;
 pub mod download;
 pub mod embedded;
