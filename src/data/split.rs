@@ -230,43 +230,85 @@ fn hold_out_images(scan: &DatasetScan, options: &SplitOptions) -> Vec<bool> {
 
 /// Which items go to validation when whole groups must: the groups in shuffled order, each
 /// taken when it brings the held-out counts closer to their targets (per class with
-/// `stratify`, else over all images).
+/// `stratify`, else over all images); then single groups are taken, given back or swapped
+/// while that brings them closer still (a first large group must not block a better fit).
 fn hold_out_groups(scan: &DatasetScan, options: &SplitOptions, group_by: GroupBy) -> Vec<bool> {
-    // Groups in order of first appearance; an image without a group is one of its own.
-    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let buckets = if options.stratify { scan.classes.len() } else { 1 };
+    let bucket = |item: &Item| if options.stratify { item.class } else { 0 };
+    // Each group's images per bucket, groups in order of first appearance; an image without a
+    // group is one of its own.
+    let mut members: Vec<Vec<usize>> = Vec::new();
     let mut group_of_number: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut sizes = vec![0usize; buckets];
     for (index, item) in scan.items.iter().enumerate() {
-        match group_by.group_of(item) {
-            Some(number) => {
-                let group = *group_of_number.entry(number).or_insert_with(|| {
-                    groups.push(Vec::new());
-                    groups.len() - 1
-                });
-                groups[group].push(index);
-            }
-            None => groups.push(vec![index]),
+        sizes[bucket(item)] += 1;
+        let group = match group_by.group_of(item) {
+            Some(number) => *group_of_number.entry(number).or_insert(members.len()),
+            None => members.len(),
+        };
+        if group == members.len() {
+            members.push(Vec::new());
+        }
+        members[group].push(index);
+    }
+    let per_bucket: Vec<Vec<usize>> = members
+        .iter()
+        .map(|items| {
+            let mut counts = vec![0; buckets];
+            items.iter().for_each(|&item| counts[bucket(&scan.items[item])] += 1);
+            counts
+        })
+        .collect();
+    // Python's int(), as for images.
+    let targets: Vec<f64> = sizes.iter().map(|&n| (options.valid_pct * n as f64).trunc()).collect();
+    let distance =
+        |held: &[usize]| -> f64 { held.iter().zip(&targets).map(|(&n, target)| (n as f64 - target).abs()).sum() };
+    let moved = |held: &[usize], add: Option<usize>, remove: Option<usize>| -> Vec<usize> {
+        let mut held = held.to_vec();
+        for (b, count) in held.iter_mut().enumerate() {
+            *count += add.map_or(0, |g| per_bucket[g][b]);
+            *count -= remove.map_or(0, |g| per_bucket[g][b]);
+        }
+        held
+    };
+
+    let mut order: Vec<usize> = (0..members.len()).collect();
+    shuffle(&mut order, &mut ChaCha8Rng::seed_from_u64(options.seed));
+    let mut taken = vec![false; members.len()];
+    let mut held = vec![0usize; buckets];
+    for &group in &order {
+        let with = moved(&held, Some(group), None);
+        if distance(&with) < distance(&held) {
+            (held, taken[group]) = (with, true);
         }
     }
-    let buckets = if options.stratify { scan.classes.len() } else { 1 };
-    let bucket = |item: usize| if options.stratify { scan.items[item].class } else { 0 };
-    let mut sizes = vec![0usize; buckets];
-    scan.items.iter().enumerate().for_each(|(index, _)| sizes[bucket(index)] += 1);
-    let targets: Vec<f64> = sizes.iter().map(|&n| (options.valid_pct * n as f64).trunc()).collect();
-
-    let mut order: Vec<usize> = (0..groups.len()).collect();
-    shuffle(&mut order, &mut ChaCha8Rng::seed_from_u64(options.seed));
-    let mut held = vec![0usize; buckets];
-    let mut in_valid = vec![false; scan.items.len()];
-    for group in order {
-        let mut with = held.clone();
-        groups[group].iter().for_each(|&item| with[bucket(item)] += 1);
-        let distance = |counts: &[usize]| -> f64 {
-            counts.iter().zip(&targets).map(|(&count, target)| (count as f64 - target).abs()).sum()
-        };
-        if distance(&with) < distance(&held) {
-            held = with;
-            groups[group].iter().for_each(|&item| in_valid[item] = true);
+    // Bounded: each change lowers the distance, which is a whole number of images.
+    let mut improved = true;
+    while improved && distance(&held) > 0.0 {
+        improved = false;
+        for &group in &order {
+            let toggled = if taken[group] { moved(&held, None, Some(group)) } else { moved(&held, Some(group), None) };
+            if distance(&toggled) < distance(&held) {
+                (held, taken[group], improved) = (toggled, !taken[group], true);
+                continue;
+            }
+            if !taken[group] {
+                continue;
+            }
+            let swap = order
+                .iter()
+                .copied()
+                .filter(|&other| !taken[other])
+                .find(|&other| distance(&moved(&held, Some(other), Some(group))) < distance(&held));
+            if let Some(other) = swap {
+                held = moved(&held, Some(other), Some(group));
+                (taken[group], taken[other], improved) = (false, true, true);
+            }
         }
+    }
+    let mut in_valid = vec![false; scan.items.len()];
+    for (items, _) in members.iter().zip(&taken).filter(|(_, taken)| **taken) {
+        items.iter().for_each(|&item| in_valid[item] = true);
     }
     in_valid
 }
