@@ -10,6 +10,9 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
+#[path = "python.rs"]
+mod python;
+
 /// `expected.json`, as the script writes it.
 #[derive(Debug, Deserialize)]
 pub struct Expected {
@@ -49,28 +52,14 @@ impl Files {
     }
 }
 
-/// The Python with pydicom: $MEDNIST_TEST_PYTHON, else the LibTorch venv's, where
-/// scripts/setup-test-python.sh installs pydicom.
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("MEDNIST_TEST_PYTHON") {
-        return python.into();
-    }
-    let venv = std::env::var_os("MEDNIST_TORCH_VENV").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").expect("HOME is set")).join(".cache"));
-        cache.join("mednist/torch-venv")
-    });
-    venv.join("bin/python")
-}
-
 /// The files, made on first use.
 pub fn files() -> &'static Files {
     static FILES: OnceLock<Files> = OnceLock::new();
     FILES.get_or_init(|| {
         let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap().keep();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-test-dicom.py");
-        let python = python();
+        // The LibTorch venv, where scripts/setup-test-python.sh installs pydicom.
+        let python = python::test_python();
         let output = Command::new(&python).arg(&script).arg(&root).output().unwrap_or_else(|error| {
             panic!(
                 "cannot run {} ({error}): the DICOM tests need Python with pydicom and imagecodecs; \
