@@ -11,7 +11,9 @@ export LIBTORCH
 run:
 	cargo run --release --
 
+# The DICOM tests write their files with pydicom: setup-test-python.sh installs it (once).
 test:
+	scripts/setup-test-python.sh >/dev/null
 	cargo test
 
 build:

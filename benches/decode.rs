@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use flate2::read::GzDecoder;
 use mednist::data::scan;
+use mednist::data::settings::DatasetSettings;
 use mednist::job::CancelToken;
 
 /// Decodes every `*/*.jpeg` under argv[1] with Pillow, in one process per core as a
@@ -40,7 +41,7 @@ fn main() -> anyhow::Result<()> {
     let root = scratch.path().join("MedNIST");
 
     let started = Instant::now();
-    let scan = scan::scan(&root, &|_| {}, &CancelToken::new())?;
+    let scan = scan::scan(&root, &DatasetSettings::default(), &|_| {}, &CancelToken::new())?;
     let seconds = started.elapsed().as_secs_f64();
     let images = scan.items.len();
     println!(

@@ -84,8 +84,9 @@ fn main() {
         valid: Vec::new(),
         classes: (0..6).map(|c| format!("class{c}")).collect(),
         split_fingerprint: String::new(),
+        window: mednist::data::window::Window::default(),
         dataset: std::path::PathBuf::new(),
-        paths: (0..count).map(|i| format!("synthetic/{i}.png").into()).collect(),
+        items: (0..count).map(|i| mednist::data::scan::Item::new(format!("synthetic/{i}.png"), i % 6)).collect(),
     };
     let batch =
         Prefetcher::new(data.cache.clone(), BatchPlan::evaluation(&data.train, count), 1, 1).next().expect("one batch");

@@ -4,6 +4,7 @@
 //! <workspace>/
 //!   dataset/        the active dataset: one sub-folder per class
 //!   dataset.json    where it came from (source, checksum, image count)
+//!   dataset-settings.json  how its files become images: the window, the frames (data::settings)
 //!   split.json      the recorded train/valid split that training uses
 //!   downloads/      downloaded archives; NAME.part while incomplete (resumed next time)
 //!   runs/current/   the learner being trained: its latest checkpoint (`mednist train` resumes it)
@@ -53,6 +54,10 @@ impl Workspace {
 
     pub fn dataset_info_file(&self) -> PathBuf {
         self.root.join("dataset.json")
+    }
+
+    pub fn dataset_settings_file(&self) -> PathBuf {
+        self.root.join("dataset-settings.json")
     }
 
     pub fn split_file(&self) -> PathBuf {

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use assert_cmd::cargo::cargo_bin_cmd;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, Rgb};
 use mednist::data::scan::{self, EmptyClass, Item};
+use mednist::data::settings::DatasetSettings;
 use mednist::event::{Event, Stage};
 use mednist::job::{CancelToken, Cancelled};
 
@@ -66,7 +67,7 @@ fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
 fn scan_reports_classes_formats_sizes_modes_and_skipped_files() {
     let dir = tempfile::tempdir().unwrap();
     make_dataset(dir.path());
-    let scan = scan::scan(dir.path(), &|_| {}, &CancelToken::new()).unwrap();
+    let scan = scan::scan(dir.path(), &DatasetSettings::default(), &|_| {}, &CancelToken::new()).unwrap();
 
     assert_eq!(scan.class_names(), ["Alpha", "Beta"]);
     let [alpha, beta] = &scan.classes[..] else { panic!("two classes") };
@@ -79,7 +80,7 @@ fn scan_reports_classes_formats_sizes_modes_and_skipped_files() {
     assert_eq!(beta.sizes, counts(&[("64x64", 2)]));
     assert_eq!(beta.modes, counts(&[("gray8", 1), ("rgba8", 1)]));
 
-    let item = |path: &str, class| Item { path: path.into(), class };
+    let item = |path: &str, class| Item::new(path, class);
     assert_eq!(
         scan.items,
         [
@@ -115,7 +116,13 @@ fn scan_reports_progress_over_every_file_it_decodes() {
     let dir = tempfile::tempdir().unwrap();
     make_dataset(dir.path());
     let events = Mutex::new(Vec::new());
-    let scan = scan::scan(dir.path(), &|event| events.lock().unwrap().push(event), &CancelToken::new()).unwrap();
+    let scan = scan::scan(
+        dir.path(),
+        &DatasetSettings::default(),
+        &|event| events.lock().unwrap().push(event),
+        &CancelToken::new(),
+    )
+    .unwrap();
     let events = events.into_inner().unwrap();
     let decoded = (scan.items.len() + scan.unreadable.len()) as u64;
     assert_eq!(events.first(), Some(&Event::StageStarted { stage: Stage::Scan, total: Some(decoded) }));
@@ -133,7 +140,7 @@ fn a_cancelled_scan_stops_with_cancelled() {
     make_dataset(dir.path());
     let cancel = CancelToken::new();
     cancel.cancel();
-    let error = scan::scan(dir.path(), &|_| {}, &cancel).unwrap_err();
+    let error = scan::scan(dir.path(), &DatasetSettings::default(), &|_| {}, &cancel).unwrap_err();
     assert!(error.downcast_ref::<Cancelled>().is_some(), "{error:#}");
 }
 
@@ -141,16 +148,19 @@ fn a_cancelled_scan_stops_with_cancelled() {
 fn fewer_than_two_classes_with_readable_images_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "Good/a.png", &encode(gray(4, 4), ImageFormat::Png));
-    let error = scan::scan(dir.path(), &|_| {}, &CancelToken::new()).unwrap_err().to_string();
+    let error =
+        scan::scan(dir.path(), &DatasetSettings::default(), &|_| {}, &CancelToken::new()).unwrap_err().to_string();
     assert!(error.contains("one class folder (Good)") && error.contains("at least two"), "{error}");
 
     write(dir.path(), "Bad/a.png", b"not a png");
-    let error = scan::scan(dir.path(), &|_| {}, &CancelToken::new()).unwrap_err().to_string();
+    let error =
+        scan::scan(dir.path(), &DatasetSettings::default(), &|_| {}, &CancelToken::new()).unwrap_err().to_string();
     assert!(error.contains("1 class folder(s) with readable images (Good)"), "{error}");
     assert!(error.contains("Bad (1 unreadable files)"), "{error}");
 
     let empty = tempfile::tempdir().unwrap();
-    let error = scan::scan(empty.path(), &|_| {}, &CancelToken::new()).unwrap_err().to_string();
+    let error =
+        scan::scan(empty.path(), &DatasetSettings::default(), &|_| {}, &CancelToken::new()).unwrap_err().to_string();
     assert!(error.contains("no class folder"), "{error}");
 }
 

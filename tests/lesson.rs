@@ -97,8 +97,11 @@ fn an_exported_model_predicts_what_the_learner_predicts() {
     assert_eq!(exported.header.arch, Arch::Resnet18);
     assert_eq!(exported.header.classes, ["horizontal", "vertical"]);
     assert_eq!(exported.header.image_size, SIDE);
-    let images: Vec<Vec<u8>> =
-        data.valid.iter().map(|&item| decode_gray(&data.dataset.join(&data.paths[item]), SIDE).unwrap()).collect();
+    let images: Vec<Vec<u8>> = data
+        .valid
+        .iter()
+        .map(|&item| decode_gray(&data.dataset.join(&data.items[item].path), 0, SIDE, &data.window).unwrap())
+        .collect();
     let got = exported.predict(images, &|_| {}, &CancelToken::new()).unwrap();
 
     assert_eq!(got.len(), expected.len());

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use image::{DynamicImage, GrayImage, ImageFormat, Luma};
-use mednist::data::scan::{self, DatasetScan, Item};
-use mednist::data::split::{self, ClassCounts, Split, SplitOptions};
+use mednist::data::scan::{self, ClassSummary, DatasetScan, Item};
+use mednist::data::settings::DatasetSettings;
+use mednist::data::split::{self, ClassCounts, GroupBy, Split, SplitOptions};
 use mednist::job::CancelToken;
 use mednist::workspace::Workspace;
 
@@ -26,11 +27,11 @@ fn make_dataset(root: &Path, classes: &[(&str, usize)]) {
 }
 
 fn scan(root: &Path) -> DatasetScan {
-    scan::scan(root, &|_| {}, &CancelToken::new()).unwrap()
+    scan::scan(root, &DatasetSettings::default(), &|_| {}, &CancelToken::new()).unwrap()
 }
 
 fn options(valid_pct: f64, seed: u64, stratify: bool) -> SplitOptions {
-    SplitOptions { valid_pct, seed, stratify }
+    SplitOptions { valid_pct, seed, stratify, group: None }
 }
 
 const CLASSES: [(&str, usize); 3] = [("A", 10), ("B", 7), ("C", 23)];
@@ -219,4 +220,112 @@ fn load_for_detects_a_dataset_changed_since_the_split() {
     fs::write(data.join("B/000.png"), b"no longer an image").unwrap();
     let error = split::load_for(&workspace, &scan(&data)).unwrap_err().to_string();
     assert!(error.contains(changed), "{error}");
+}
+
+/// A made-up scan: `patients` patients with the given images per class each (class 0, 1), and
+/// `loose` images of class 0 whose files name no patient.
+fn grouped_scan(patients: &[(usize, usize)], loose: usize) -> DatasetScan {
+    let mut items = Vec::new();
+    for (class, name) in ["A", "B"].iter().enumerate() {
+        for (patient, counts) in patients.iter().enumerate() {
+            let count = if class == 0 { counts.0 } else { counts.1 };
+            for image in 0..count {
+                items.push(Item {
+                    patient_group: Some(patient as u32),
+                    study_group: Some(patient as u32 * 2 + (image % 2) as u32),
+                    ..Item::new(format!("{name}/p{patient:02}/{image:03}"), class)
+                });
+            }
+        }
+        if class == 0 {
+            items.extend((0..loose).map(|image| Item::new(format!("{name}/loose{image:03}"), class)));
+        }
+    }
+    let summary = |name: &str| ClassSummary {
+        name: name.into(),
+        images: items.iter().filter(|i| i.path.starts_with(name)).count(),
+        ..ClassSummary::default()
+    };
+    DatasetScan {
+        root: "/data".into(),
+        settings: DatasetSettings::default(),
+        classes: vec![summary("A"), summary("B")],
+        items,
+        unreadable: Vec::new(),
+        empty_classes: Vec::new(),
+        root_files: Vec::new(),
+    }
+}
+
+/// Patients (or studies) on each side, checking that none is on both.
+fn sides(split: &Split, group: impl Fn(&Item) -> Option<u32>) -> (HashSet<u32>, HashSet<u32>) {
+    let train: HashSet<u32> = split.train.iter().filter_map(&group).collect();
+    let valid: HashSet<u32> = split.valid.iter().filter_map(&group).collect();
+    assert!(train.is_disjoint(&valid), "groups on both sides: {:?}", train.intersection(&valid).collect::<Vec<_>>());
+    (train, valid)
+}
+
+#[test]
+fn a_grouped_split_never_puts_a_patient_on_both_sides_and_comes_close_to_valid_pct() {
+    // 20 patients with 1 to 12 images a class: 233 images, 47 to hold out.
+    let patients: Vec<(usize, usize)> = (0..20).map(|p| (1 + p * 7 % 12, p * 5 % 9)).collect();
+    let scan = grouped_scan(&patients, 0);
+    let total = scan.items.len();
+    for seed in 0..30 {
+        for stratify in [false, true] {
+            let options = SplitOptions { valid_pct: 0.2, seed, stratify, group: None };
+            let split = split::split(&scan, &options).unwrap();
+            assert_eq!(split.group, GroupBy::Patient, "patients by default when the files name them");
+            assert_partition(&scan, &split);
+            let (train, valid) = sides(&split, |item| item.patient_group);
+            assert_eq!(train.len() + valid.len(), 20);
+            assert_eq!(split.group_counts(), ClassCounts { train: train.len(), valid: valid.len() });
+            let target = (0.2 * total as f64) as usize;
+            assert!(split.valid.len().abs_diff(target) <= 1, "seed {seed}: {} of {total} held out", split.valid.len());
+            if stratify {
+                for (counts, class) in split.class_counts().iter().zip(&scan.classes) {
+                    let target = (0.2 * class.images as f64) as usize;
+                    assert!(counts.valid.abs_diff(target) <= 3, "seed {seed} {}: {counts:?}", class.name);
+                }
+            }
+            assert_eq!(split::split(&scan, &options).unwrap(), split, "the same seed, the same split");
+        }
+    }
+    let one = split::split(&scan, &SplitOptions { group: Some(GroupBy::Patient), ..SplitOptions::default() });
+    let other =
+        split::split(&scan, &SplitOptions { seed: 7, group: Some(GroupBy::Patient), ..SplitOptions::default() });
+    assert_ne!(one.unwrap().valid, other.unwrap().valid);
+}
+
+#[test]
+fn studies_group_finer_and_images_without_a_patient_stand_alone() {
+    let scan = grouped_scan(&[(6, 6), (6, 6), (6, 6), (6, 6)], 5);
+    let by_study = SplitOptions { valid_pct: 0.3, seed: 1, stratify: false, group: Some(GroupBy::Study) };
+    let split = split::split(&scan, &by_study).unwrap();
+    assert_eq!(split.group, GroupBy::Study);
+    let (train, valid) = sides(&split, |item| item.study_group);
+    assert_eq!(train.len() + valid.len(), 8);
+    // 8 studies of 6 images and 5 loose ones: the loose are groups of one each.
+    let counts = split.group_counts();
+    assert_eq!(counts.train + counts.valid, 8 + 5);
+    assert_eq!(split.valid.len(), (0.3 * 53.0) as usize, "loose images fill the gap exactly");
+
+    let none = SplitOptions { group: Some(GroupBy::None), ..by_study.clone() };
+    let split = split::split(&scan, &none).unwrap();
+    assert_eq!((split.group, split.group_counts().valid), (GroupBy::None, split.valid.len()));
+}
+
+#[test]
+fn ungrouped_datasets_default_to_no_grouping_and_one_patient_cannot_be_split() {
+    let dir = tempfile::tempdir().unwrap();
+    make_dataset(dir.path(), &CLASSES);
+    let split = split::split(&scan(dir.path()), &SplitOptions::default()).unwrap();
+    assert_eq!(split.group, GroupBy::None);
+    let text = serde_json::to_string(&split).unwrap();
+    assert!(!text.contains("group"), "no grouping fields in an ungrouped split.json: {text}");
+
+    let scan = grouped_scan(&[(10, 10)], 0);
+    let error = split::split(&scan, &SplitOptions::default()).unwrap_err().to_string();
+    assert!(error.contains("20 images in 1 patients leaves the validation set empty"), "{error}");
+    assert!(error.contains("--group none"), "{error}");
 }

@@ -7,6 +7,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Mutex;
 
+use mednist::data::window::Window;
 use mednist::event::{Event, TrainStart};
 use mednist::job::{CancelToken, is_cancelled};
 use mednist::learn::checkpoint;
@@ -215,6 +216,6 @@ fn training_refuses_a_split_older_than_the_dataset() {
     let (_dir, workspace) = make_workspace(8);
     std::fs::copy(workspace.dataset_dir().join("vertical/000.png"), workspace.dataset_dir().join("vertical/new.png"))
         .unwrap();
-    let error = TrainData::load(&workspace, SIDE, &|_| {}, &CancelToken::new()).unwrap_err();
+    let error = TrainData::load(&workspace, SIDE, &Window::default(), &|_| {}, &CancelToken::new()).unwrap_err();
     assert!(format!("{error:#}").contains("run `mednist split` again"), "{error:#}");
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use image::{GrayImage, Luma};
 use mednist::data::fetch::{ClassFolder, DatasetInfo};
-use mednist::data::scan::ClassSummary;
+use mednist::data::scan::{ClassSummary, Item};
 use mednist::data::split::{ClassCounts, SplitOptions};
 use mednist::event::{BatchEnd, EpochRow, Event, Level, LrStep, Stage, TrainStart};
 use mednist::learn::inference::Predictions;
@@ -120,6 +120,7 @@ fn classes_info() -> ClassesInfo {
         formats: BTreeMap::from([("jpeg".to_string(), 300 - 20 * i)]),
         sizes: BTreeMap::from([("64x64".to_string(), 300 - 20 * i)]),
         modes: BTreeMap::from([("gray8".to_string(), 300 - 20 * i)]),
+        ..ClassSummary::default()
     };
     ClassesInfo {
         classes: CLASSES.iter().enumerate().map(summary).collect(),
@@ -360,9 +361,9 @@ fn interpret_info() -> InterpretInfo {
         }
     }
     let predictions = Predictions { classes: 6, log_probs, labels, items: (0..60).collect() };
-    let paths: Vec<PathBuf> = (0..60).map(|i| PathBuf::from(format!("{}/{i:06}.jpeg", CLASSES[i / 10]))).collect();
+    let images: Vec<Item> = (0..60).map(|i| Item::new(format!("{}/{i:06}.jpeg", CLASSES[i / 10]), i / 10)).collect();
     let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
-    let interpretation = Interpretation::new(&classes, &predictions, &paths, 6);
+    let interpretation = Interpretation::new(&classes, &predictions, &images, 6);
     let images = (0..6).map(|i| Some(image(i as u32))).collect();
     InterpretInfo { interpretation, images }
 }
@@ -667,7 +668,7 @@ fn settings_change_with_arrows_and_typing_and_reach_the_request() {
     app.handle_key(key(KeyCode::Down));
     app.handle_key(key(KeyCode::Right)); // stratify
     let Some(Action::Run(JobRequest::Split(options))) = app.handle_key(key(KeyCode::Enter)) else { panic!("no split") };
-    assert_eq!(options, SplitOptions { valid_pct: 0.25, seed: 7, stratify: true });
+    assert_eq!(options, SplitOptions { valid_pct: 0.25, seed: 7, stratify: true, group: None });
 }
 
 #[test]

@@ -9,6 +9,8 @@ use anyhow::{Context, Result};
 
 use crate::cli::progress::StderrProgress;
 use crate::cli::table::Table;
+use crate::data::decode::decode_file;
+use crate::data::window::Window;
 use crate::job::CancelToken;
 use crate::learn::data::TrainData;
 use crate::learn::device::DeviceChoice;
@@ -34,16 +36,17 @@ pub fn run(workspace: &Workspace, args: &InterpretArgs, json: bool) -> Result<()
     crate::cli::cancel_on_interrupt(&cancel, "stopping");
     let progress = if json { StderrProgress::quiet() } else { StderrProgress::new() };
     let learner = open_saved(workspace, args.device, &progress)?;
-    let data = TrainData::load(workspace, learner.image_size, &progress, &cancel)?;
+    // The learner's own window: the pixels it was trained on.
+    let data = TrainData::load(workspace, learner.image_size, &learner.window, &progress, &cancel)?;
     learner.check_data(&data)?;
     let predictions = learner.predict(&data, &data.valid, &progress, &cancel).context("interpreting")?;
-    let interpretation = Interpretation::new(&learner.classes, &predictions, &data.paths, args.top);
+    let interpretation = Interpretation::new(&learner.classes, &predictions, &data.items, args.top);
     if json {
         return crate::cli::print_json(&interpretation);
     }
     print!("{}", render(&interpretation));
     if !args.no_images && std::io::stdout().is_terminal() {
-        draw_top_losses(&interpretation.top_losses, &data.dataset);
+        draw_top_losses(&interpretation.top_losses, &data.dataset, &learner.window);
     }
     Ok(())
 }
@@ -93,7 +96,7 @@ pub fn render(interpretation: &Interpretation) -> String {
             t.actual.clone(),
             format!("{:.4}", t.loss),
             format!("{:.4}", t.probability_actual),
-            t.path.display().to_string(),
+            t.image(),
         ]);
     }
     out += &format!("top losses\n{}", top.render());
@@ -101,8 +104,9 @@ pub fn render(interpretation: &Interpretation) -> String {
 }
 
 /// The images with their captions, as the lesson's `plot_top_losses`: kitty or iTerm2
-/// graphics where the terminal has them, half-blocks otherwise.
-fn draw_top_losses(top_losses: &[TopLoss], dataset: &Path) {
+/// graphics where the terminal has them, half-blocks otherwise. DICOM and 16-bit images are
+/// drawn in `window`, as the learner saw them.
+fn draw_top_losses(top_losses: &[TopLoss], dataset: &Path, window: &Window) {
     let config = viuer::Config { absolute_offset: false, width: Some(24), ..viuer::Config::default() };
     for (rank, t) in top_losses.iter().enumerate() {
         println!(
@@ -112,11 +116,13 @@ fn draw_top_losses(top_losses: &[TopLoss], dataset: &Path) {
             t.actual,
             t.loss,
             t.probability_actual,
-            t.path.display()
+            t.image()
         );
         let path = dataset.join(&t.path);
-        match image::open(&path) {
-            Ok(picture) => {
+        match decode_file(&path) {
+            Ok(decoded) => {
+                let frame = t.frame.map_or(0, |frame| frame.index);
+                let picture = image::DynamicImage::ImageLuma8(decoded.gray8(frame, window));
                 if let Err(error) = viuer::print(&picture, &config) {
                     eprintln!("cannot draw {}: {error}", path.display());
                 }

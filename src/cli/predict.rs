@@ -1,5 +1,7 @@
-//! `mednist predict FILE|FOLDER...`: classify images with an exported model. A file that
-//! cannot be read or decoded is reported and the rest are still predicted.
+//! `mednist predict FILE|FOLDER...`: classify images with an exported model, each frame of a
+//! multi-frame DICOM file as an image, rendered in the export's window. A file that cannot be
+//! read or decoded is reported and the rest are still predicted; a DICOM object that holds no
+//! image (a DICOMDIR, a report) is reported as skipped.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +11,10 @@ use serde::Serialize;
 
 use crate::cli::progress::StderrProgress;
 use crate::cli::table::Table;
-use crate::data::cache::decode_gray;
+use crate::data::cache::render;
+use crate::data::decode::decode_file;
+use crate::data::scan::{Frame, image_label};
+use crate::data::settings::Frames;
 use crate::job::CancelToken;
 use crate::learn::device::DeviceChoice;
 use crate::learn::export::ExportedModel;
@@ -29,17 +34,32 @@ pub struct PredictArgs {
     /// Where to run the model: auto, cpu, cuda, cuda:N
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Which frames of a multi-frame DICOM file to predict: all, or the middle one
+    #[arg(long, default_value_t = Frames::All)]
+    pub frames: Frames,
 }
 
 /// One input's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prediction {
     pub file: PathBuf,
+    /// The frame, for an image that is one frame of a multi-frame file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame: Option<Frame>,
     /// The most probable classes first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<ClassProbability>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why a file that is no image (a DICOMDIR, a report) was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+impl Prediction {
+    fn label(&self) -> String {
+        image_label(self.file.display(), self.frame)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,15 +77,20 @@ pub fn run(workspace: &Workspace, args: &PredictArgs, json: bool) -> Result<()> 
     let model = ExportedModel::load(&path, &device)?;
     let files = collect_files(&args.inputs);
     let progress = if json { StderrProgress::quiet() } else { StderrProgress::new() };
-    let predictions = predict_files(&model, &files, args.top, &progress)?;
+    let predictions = predict_files(&model, &files, args.top, args.frames, &progress)?;
     let failed = predictions.iter().filter(|p| p.error.is_some()).count();
     if json {
         crate::cli::print_json(&predictions)?;
     } else {
-        for p in predictions.iter().filter(|p| p.error.is_some()) {
-            eprintln!("cannot predict {}: {}", p.file.display(), p.error.as_deref().unwrap_or_default());
+        for p in &predictions {
+            if let Some(reason) = &p.skipped {
+                eprintln!("skipped {}: {reason}", p.file.display());
+            }
+            if let Some(error) = &p.error {
+                eprintln!("cannot predict {}: {error}", p.file.display());
+            }
         }
-        print!("{}", render(&predictions, args.top));
+        print!("{}", render_table(&predictions, args.top));
     }
     if failed > 0 {
         bail!("{failed} of {} file(s) could not be predicted (see above)", predictions.len());
@@ -98,48 +123,84 @@ fn is_hidden(path: &Path) -> bool {
     path.file_name().and_then(|name| name.to_str()).is_some_and(|name| name.starts_with('.'))
 }
 
-/// Decodes `files` (in parallel) and predicts the ones that decode, keeping their order.
+/// What became of one input file before the model: its images, or why there are none.
+enum Decoded {
+    Images(Vec<(Option<Frame>, Vec<u8>)>),
+    Skipped(String),
+    Failed(String),
+}
+
+/// Decodes `files` (in parallel) in the export's window and predicts their images (the
+/// `frames` of multi-frame files), keeping their order.
 pub fn predict_files(
     model: &ExportedModel,
     files: &[PathBuf],
     top: usize,
+    frames: Frames,
     progress: &StderrProgress,
 ) -> Result<Vec<Prediction>> {
-    let side = model.header.image_size;
-    let decoded: Vec<Result<Vec<u8>, String>> =
-        files.par_iter().map(|file| decode_gray(file, side).map_err(|error| format!("{error:#}"))).collect();
-    let images: Vec<Vec<u8>> = decoded.iter().filter_map(|d| d.as_ref().ok().cloned()).collect();
+    let (side, window) = (model.header.image_size, model.header.window);
+    let decoded: Vec<Decoded> = files
+        .par_iter()
+        .map(|file| match decode_file(file) {
+            Ok(decoded) => {
+                let count = decoded.frames();
+                let frame_of = |index| (count > 1).then_some(Frame { index, count });
+                let images = frames.pick(count).map(|index| (frame_of(index), render(&decoded, index, side, &window)));
+                Decoded::Images(images.collect())
+            }
+            Err(reason) if reason.is_not_an_image_object() => Decoded::Skipped(reason.to_string()),
+            Err(reason) => Decoded::Failed(format!("cannot use {}: {reason}", file.display())),
+        })
+        .collect();
+    let images: Vec<Vec<u8>> = decoded
+        .iter()
+        .flat_map(|d| match d {
+            Decoded::Images(images) => images.iter().map(|(_, pixels)| pixels.clone()).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
     let scores = model.predict(images, progress, &CancelToken::new())?;
     let classes = &model.header.classes;
+    let outcome = |file: &PathBuf| Prediction {
+        file: file.clone(),
+        frame: None,
+        classes: Vec::new(),
+        error: None,
+        skipped: None,
+    };
     let mut row = 0;
-    Ok(files
-        .iter()
-        .zip(decoded)
-        .map(|(file, decoded)| match decoded {
-            Err(error) => Prediction { file: file.clone(), classes: Vec::new(), error: Some(error) },
-            Ok(_) => {
-                let mut ranked: Vec<(usize, f32)> = scores.probabilities_of(row).into_iter().enumerate().collect();
-                row += 1;
-                ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-                let classes = ranked
-                    .into_iter()
-                    .take(top.max(1))
-                    .map(|(class, probability)| ClassProbability { class: classes[class].clone(), probability })
-                    .collect();
-                Prediction { file: file.clone(), classes, error: None }
+    let mut predictions = Vec::new();
+    for (file, decoded) in files.iter().zip(decoded) {
+        match decoded {
+            Decoded::Failed(error) => predictions.push(Prediction { error: Some(error), ..outcome(file) }),
+            Decoded::Skipped(reason) => predictions.push(Prediction { skipped: Some(reason), ..outcome(file) }),
+            Decoded::Images(images) => {
+                for (frame, _) in images {
+                    let mut ranked: Vec<(usize, f32)> = scores.probabilities_of(row).into_iter().enumerate().collect();
+                    row += 1;
+                    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    let classes = ranked
+                        .into_iter()
+                        .take(top.max(1))
+                        .map(|(class, probability)| ClassProbability { class: classes[class].clone(), probability })
+                        .collect();
+                    predictions.push(Prediction { frame, classes, ..outcome(file) });
+                }
             }
-        })
-        .collect())
+        }
+    }
+    Ok(predictions)
 }
 
-fn render(predictions: &[Prediction], top: usize) -> String {
+fn render_table(predictions: &[Prediction], top: usize) -> String {
     let top = top.max(1);
     let mut headers = vec!["file".to_string()];
     headers.extend((1..=top).map(|rank| format!("#{rank}")));
     let mut table = Table::new(headers);
-    for p in predictions.iter().filter(|p| p.error.is_none()) {
+    for p in predictions.iter().filter(|p| !p.classes.is_empty()) {
         let cells = p.classes.iter().map(|c| format!("{} {:.4}", c.class, c.probability));
-        table.row(std::iter::once(p.file.display().to_string()).chain(cells));
+        table.row(std::iter::once(p.label()).chain(cells));
     }
     table.render()
 }

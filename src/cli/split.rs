@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::cli::classes::DatasetArg;
 use crate::cli::table::Table;
-use crate::data::split::{self, ClassCounts, SplitOptions};
+use crate::data::settings::DatasetSettings;
+use crate::data::split::{self, ClassCounts, GroupBy, SplitOptions};
 use crate::workspace::Workspace;
 
 #[derive(clap::Args, Debug)]
@@ -26,6 +27,10 @@ pub struct SplitArgs {
     /// Split each class separately, so every class keeps the same train/valid proportion
     #[arg(long)]
     pub stratify: bool,
+
+    /// Keep each patient's (or study's) images on one side: patient, study or none [default: patient when the DICOM files name patients, else none]
+    #[arg(long, value_name = "patient|study|none")]
+    pub group: Option<GroupBy>,
 }
 
 /// The `--json` document.
@@ -35,9 +40,12 @@ struct Report<'a> {
     seed: u64,
     valid_pct: f64,
     stratify: bool,
+    group: GroupBy,
     classes: Vec<ClassReport<'a>>,
     train: usize,
     valid: usize,
+    /// Groups (patients, studies; images without grouping) on each side.
+    groups: ClassCounts,
 }
 
 #[derive(Serialize)]
@@ -48,7 +56,7 @@ struct ClassReport<'a> {
 }
 
 pub fn run(workspace: &Workspace, args: &SplitArgs, json: bool) -> Result<()> {
-    let scan = args.dataset.scan(workspace, json)?;
+    let scan = args.dataset.scan(workspace, &DatasetSettings::load(workspace)?, json)?;
     if !scan.unreadable.is_empty() || !scan.empty_classes.is_empty() {
         eprintln!(
             "note: {} unreadable file(s) and {} class folder(s) without a readable image are left out (see `mednist classes`)",
@@ -56,7 +64,8 @@ pub fn run(workspace: &Workspace, args: &SplitArgs, json: bool) -> Result<()> {
             scan.empty_classes.len()
         );
     }
-    let options = SplitOptions { valid_pct: args.valid_pct, seed: args.seed, stratify: args.stratify };
+    let options =
+        SplitOptions { valid_pct: args.valid_pct, seed: args.seed, stratify: args.stratify, group: args.group };
     let split = split::split(&scan, &options)?;
     split.save(workspace)?;
 
@@ -68,9 +77,11 @@ pub fn run(workspace: &Workspace, args: &SplitArgs, json: bool) -> Result<()> {
             seed: split.seed,
             valid_pct: split.valid_pct,
             stratify: split.stratify,
+            group: split.group,
             classes: split.classes.iter().zip(counts).map(|(name, counts)| ClassReport { name, counts }).collect(),
             train: split.train.len(),
             valid: split.valid.len(),
+            groups: split.group_counts(),
         });
     }
     let mut table = Table::new(["class", "train", "valid", "valid %"]);
@@ -82,8 +93,16 @@ pub fn run(workspace: &Workspace, args: &SplitArgs, json: bool) -> Result<()> {
     let total = ClassCounts { train: split.train.len(), valid: split.valid.len() };
     table.row(["total".to_string(), total.train.to_string(), total.valid.to_string(), percent(total)]);
     let how = if split.stratify { "stratified by class" } else { "over all images" };
-    println!("Split with seed {}, valid-pct {} {how}:\n", split.seed, split.valid_pct);
+    let grouped = match split.group {
+        GroupBy::None => String::new(),
+        group => format!(", whole {} on one side", group.plural()),
+    };
+    println!("Split with seed {}, valid-pct {} {how}{grouped}:\n", split.seed, split.valid_pct);
     print!("{}", table.render());
+    if !split.group.is_none() {
+        let groups = split.group_counts();
+        println!("{} {} train, {} valid; none on both sides", split.group.plural(), groups.train, groups.valid);
+    }
     println!("\nRecorded in {}", file.display());
     Ok(())
 }

@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::progress::StderrProgress;
+use crate::data::window::Window;
 use crate::event::{Emit, EpochRow, Event, kept_after_cancel};
 use crate::job::{CancelToken, is_cancelled};
 use crate::learn::checkpoint;
@@ -37,6 +38,9 @@ pub struct LearnerArgs {
     /// Image side in pixels (images of other sizes are resized)
     #[arg(long, default_value_t = 64)]
     pub size: usize,
+    /// Window of a new learner for DICOM and 16-bit images: file, file:N, minmax, percentile:LO,HI, LEVEL,WIDTH or a preset [default: the dataset's, see `classes --window`]
+    #[arg(long, value_name = "WINDOW", allow_hyphen_values = true)]
+    pub window: Option<Window>,
     /// Seed for weights, shuffling and augmentation
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -51,6 +55,7 @@ impl LearnerArgs {
             arch: self.arch,
             fresh: self.fresh,
             image_size: self.size,
+            window: self.window,
             settings: LearnerSettings { batch_size: self.bs, seed: self.seed, ..LearnerSettings::default() },
             device: self.device,
             pretrained: self.pretrained.clone(),

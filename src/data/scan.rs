@@ -1,52 +1,145 @@
 //! Lists a dataset's classes and checks every image by decoding it fully.
 //!
 //! A dataset is a folder with one sub-folder per class; every file under a class folder, at any
-//! depth, is an image of that class. Files that do not decode are reported and skipped, never
+//! depth and whatever its name, is an image of that class (every frame of a multi-frame DICOM
+//! file, unless [`Frames::Middle`]). Files that do not decode are reported and skipped, never
 //! fatal. Hidden files and desktop junk (`.DS_Store`, `._*`, `Thumbs.db`, `__MACOSX/`) are
 //! ignored silently.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::{fs, io};
 
 use anyhow::{Context, Result};
-use image::{ColorType, DynamicImage, ImageFormat};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use walkdir::WalkDir;
 
+use super::decode::{self, Unreadable};
+use super::dicom::{DicomFacts, GroupKey};
+use super::settings::{DatasetSettings, Frames};
+use super::window::WindowSource;
 use crate::event::{Emit, Event, Stage};
 use crate::job::{CancelToken, Cancelled};
-
-/// The formats the learner reads, with the names reports use for them.
-const SUPPORTED_FORMATS: [(ImageFormat, &str); 2] = [(ImageFormat::Jpeg, "jpeg"), (ImageFormat::Png, "png")];
 
 /// Progress is reported every this many decoded files (and at the end).
 const PROGRESS_EVERY: u64 = 256;
 
+/// One frame of a multi-frame file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Frame {
+    /// From 0.
+    pub index: u32,
+    /// Frames in the file.
+    pub count: u32,
+}
+
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "frame {} of {}", self.index + 1, self.count)
+    }
+}
+
 /// One readable image of the dataset.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Item {
     /// Path relative to the dataset folder, `/`-separated: `CXR/000123.jpeg`.
     pub path: String,
     /// Index into [`DatasetScan::classes`].
     pub class: usize,
+    /// The frame, for an image that is one frame of a multi-frame file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<Frame>,
+    /// Images with the same number come from the same patient (DICOM Patient ID). The number
+    /// is the patient's order of appearance in the dataset, nothing of the ID itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_group: Option<u32>,
+    /// The same for the study (DICOM Study Instance UID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub study_group: Option<u32>,
+}
+
+impl Item {
+    /// An image that is a whole file, with no patient or study known.
+    pub fn new(path: impl Into<String>, class: usize) -> Self {
+        Self { path: path.into(), class, ..Self::default() }
+    }
+
+    /// The frame to decode: 0 for a single-frame file.
+    pub fn frame_index(&self) -> u32 {
+        self.frame.map_or(0, |frame| frame.index)
+    }
+}
+
+/// A path, and the frame of a multi-frame file: `CT/series.dcm (frame 3 of 30)`.
+pub fn image_label(path: impl fmt::Display, frame: Option<Frame>) -> String {
+    match frame {
+        Some(frame) => format!("{path} ({frame})"),
+        None => path.to_string(),
+    }
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&image_label(&self.path, self.frame))
+    }
 }
 
 /// What one class folder holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ClassSummary {
     pub name: String,
-    /// Readable images.
+    /// Readable images (each frame of a multi-frame file is one).
     pub images: usize,
-    /// Format (`jpeg`, `png`) -> images.
+    /// Format (`jpeg`, `png`, `dicom`) -> images.
     pub formats: BTreeMap<String, usize>,
     /// `WIDTHxHEIGHT` -> images.
     pub sizes: BTreeMap<String, usize>,
     /// Colour mode (`gray8`, `gray16`, `rgb8`, `rgba8`, ...) -> images.
     pub modes: BTreeMap<String, usize>,
+    /// Where the window of images with more than 8 bits of gray came from (`file`, `preset`,
+    /// `minmax`, ...) -> images. Empty when every image is 8-bit, used as it is.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub windows: BTreeMap<String, usize>,
+    /// What its DICOM files are; empty without DICOM.
+    #[serde(skip_serializing_if = "DicomSummary::is_empty")]
+    pub dicom: DicomSummary,
+}
+
+/// What a class's DICOM images are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DicomSummary {
+    /// Modality (`CT`, `MR`, `CR`, ...) -> images.
+    pub modalities: BTreeMap<String, usize>,
+    /// Transfer syntax (`Explicit VR Little Endian`, `RLE Lossless`, ...) -> images.
+    pub transfer_syntaxes: BTreeMap<String, usize>,
+    /// Bits Stored -> images.
+    pub bits_stored: BTreeMap<u16, usize>,
+    /// Photometric Interpretation (`MONOCHROME2`, `MONOCHROME1`, `RGB`) -> images.
+    pub photometric_interpretations: BTreeMap<String, usize>,
+    /// Frames in a file -> files.
+    pub frames: BTreeMap<u32, usize>,
+    /// Images whose file names a patient (a Patient ID).
+    pub with_patient: usize,
+}
+
+impl DicomSummary {
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn add(&mut self, facts: &DicomFacts, images: usize) {
+        let modality = facts.modality.clone().unwrap_or_else(|| "unknown".into());
+        *self.modalities.entry(modality).or_default() += images;
+        *self.transfer_syntaxes.entry(facts.transfer_syntax.clone()).or_default() += images;
+        *self.bits_stored.entry(facts.bits_stored).or_default() += images;
+        *self.photometric_interpretations.entry(facts.photometric.clone()).or_default() += images;
+        *self.frames.entry(facts.frames).or_default() += 1;
+        self.with_patient += if facts.patient.is_some() { images } else { 0 };
+    }
 }
 
 /// A file that was skipped, and why.
@@ -69,9 +162,11 @@ pub struct EmptyClass {
 #[derive(Debug, Clone)]
 pub struct DatasetScan {
     pub root: PathBuf,
+    /// The settings the images were read with.
+    pub settings: DatasetSettings,
     /// Classes with at least one readable image, sorted by name (at least two).
     pub classes: Vec<ClassSummary>,
-    /// Readable images grouped by class in class order, sorted by path within a class.
+    /// Readable images grouped by class in class order, sorted by path (then frame) within a class.
     pub items: Vec<Item>,
     /// Skipped files, sorted by path.
     pub unreadable: Vec<UnreadableFile>,
@@ -90,117 +185,17 @@ impl DatasetScan {
         self.root.join(&item.path)
     }
 
+    /// Whether some images name their patient, so that a split can keep patients apart.
+    pub fn has_patients(&self) -> bool {
+        self.items.iter().any(|item| item.patient_group.is_some())
+    }
+
     /// A digest of the class names and the item list: it changes when an image is added,
-    /// removed, renamed or becomes unreadable, so a recorded split can tell it is stale.
+    /// removed, renamed, becomes unreadable or changes patient, so a recorded split can tell
+    /// it is stale.
     pub fn fingerprint(&self) -> String {
         let listing = serde_json::to_vec(&(self.class_names(), &self.items)).expect("strings and numbers serialise");
         hex::encode(Sha256::digest(listing))
-    }
-}
-
-/// Why a file is not a usable image.
-#[derive(Debug, thiserror::Error)]
-pub enum Unreadable {
-    #[error("cannot read: {0}")]
-    Io(#[from] io::Error),
-    #[error("empty file")]
-    Empty,
-    #[error("not an image")]
-    NotAnImage,
-    #[error("{0} images are not supported (only JPEG and PNG)")]
-    Unsupported(String),
-    #[error("truncated JPEG: the file ends before its end-of-image marker")]
-    TruncatedJpeg,
-    #[error("corrupt {format}: {error}")]
-    Corrupt { format: &'static str, error: image::ImageError },
-}
-
-/// A fully decoded image and the name of its format (`jpeg`, `png`).
-#[derive(Debug, Clone)]
-pub struct Decoded {
-    pub format: &'static str,
-    pub image: DynamicImage,
-}
-
-/// Reads and fully decodes one image file. The format comes from the content, not the name.
-pub fn decode_file(path: &Path) -> Result<Decoded, Unreadable> {
-    decode_bytes(&fs::read(path)?)
-}
-
-/// Fully decodes an encoded JPEG or PNG.
-pub fn decode_bytes(bytes: &[u8]) -> Result<Decoded, Unreadable> {
-    if bytes.is_empty() {
-        return Err(Unreadable::Empty);
-    }
-    let format = image::guess_format(bytes).map_err(|_| Unreadable::NotAnImage)?;
-    let (_, name) = SUPPORTED_FORMATS
-        .into_iter()
-        .find(|(supported, _)| *supported == format)
-        .ok_or_else(|| Unreadable::Unsupported(format!("{format:?}").to_uppercase()))?;
-    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
-        return Err(Unreadable::TruncatedJpeg);
-    }
-    let image = image::load_from_memory_with_format(bytes, format)
-        .map_err(|error| Unreadable::Corrupt { format: name, error })?;
-    Ok(Decoded { format: name, image })
-}
-
-/// Whether a JPEG's marker structure runs on to its end-of-image marker. The `image` crate's
-/// decoder, like browsers, fills the missing part of a cut-off file with gray instead of
-/// failing, so a truncated download would otherwise pass as readable.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    // After SOI come segments `FF <marker> <u16 length incl. itself> <payload>`; each SOS is
-    // followed by entropy-coded data, in which FF only appears as a stuffed `FF 00` or a
-    // restart marker `FF D0..D7`. Stray bytes between segments are skipped, as libjpeg does.
-    let mut at = 2;
-    loop {
-        let Some(offset) = bytes.get(at..).and_then(|rest| rest.iter().position(|&b| b != 0xFF)) else {
-            return false;
-        };
-        // `at + offset` is the first non-FF byte; a marker is FF then that byte.
-        let marker_at = at + offset;
-        if offset == 0 {
-            at += 1;
-            continue;
-        }
-        let marker = bytes[marker_at];
-        at = marker_at + 1;
-        match marker {
-            0xD9 => return true,
-            0x00 | 0x01 | 0xD0..=0xD7 => {}
-            _ => {
-                let Some(&[high, low]) = bytes.get(at..at + 2) else { return false };
-                at += usize::from(u16::from_be_bytes([high, low]));
-                if marker == 0xDA {
-                    let Some(end) = entropy_data_end(bytes, at) else { return false };
-                    at = end;
-                }
-            }
-        }
-    }
-}
-
-/// Where the entropy-coded data starting at `from` ends: the FF that starts the next marker.
-fn entropy_data_end(bytes: &[u8], from: usize) -> Option<usize> {
-    let data = bytes.get(from..)?;
-    data.windows(2)
-        .position(|pair| pair[0] == 0xFF && !matches!(pair[1], 0x00 | 0xD0..=0xD7))
-        .map(|offset| from + offset)
-}
-
-fn mode_name(color: ColorType) -> &'static str {
-    match color {
-        ColorType::L8 => "gray8",
-        ColorType::La8 => "gray-alpha8",
-        ColorType::Rgb8 => "rgb8",
-        ColorType::Rgba8 => "rgba8",
-        ColorType::L16 => "gray16",
-        ColorType::La16 => "gray-alpha16",
-        ColorType::Rgb16 => "rgb16",
-        ColorType::Rgba16 => "rgba16",
-        ColorType::Rgb32F => "rgb32f",
-        ColorType::Rgba32F => "rgba32f",
-        _ => "other",
     }
 }
 
@@ -208,6 +203,20 @@ fn mode_name(color: ColorType) -> &'static str {
 fn is_junk(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();
     name.starts_with('.') || matches!(name.as_ref(), "Thumbs.db" | "desktop.ini" | "__MACOSX")
+}
+
+/// A file that cannot be used, in its class folder.
+struct Unusable {
+    folder: usize,
+    /// The reason's short form, for tallies.
+    kind: String,
+    file: UnreadableFile,
+}
+
+impl Unusable {
+    fn new(folder: usize, path: String, reason: &Unreadable) -> Self {
+        Self { folder, kind: reason.kind(), file: UnreadableFile { path, reason: reason.to_string() } }
+    }
 }
 
 /// A file found under a class folder, before decoding.
@@ -221,8 +230,8 @@ struct Listing {
     /// Class folder names.
     folders: Vec<String>,
     candidates: Vec<Candidate>,
-    /// Files the walk could not use, with their class folder.
-    unusable: Vec<(usize, UnreadableFile)>,
+    /// Files the walk could not use.
+    unusable: Vec<Unusable>,
     root_files: Vec<String>,
 }
 
@@ -256,8 +265,12 @@ fn list_files(root: &Path) -> Result<Listing> {
                 Ok(entry) => entry,
                 Err(error) => {
                     let path = error.path().map(relative).unwrap_or_default();
-                    let file = UnreadableFile { path: slash_path(&path), reason: error.to_string() };
-                    unusable.push((folder, file));
+                    let reason = error.to_string();
+                    unusable.push(Unusable {
+                        folder,
+                        kind: "cannot read".into(),
+                        file: UnreadableFile { path: slash_path(&path), reason },
+                    });
                     continue;
                 }
             };
@@ -267,10 +280,14 @@ fn list_files(root: &Path) -> Result<Listing> {
             let path = relative(entry.path());
             match path.components().map(|c| c.as_os_str().to_str()).collect::<Option<Vec<_>>>() {
                 Some(parts) => candidates.push(Candidate { folder, path: parts.join("/") }),
-                None => unusable.push((
+                None => unusable.push(Unusable {
                     folder,
-                    UnreadableFile { path: slash_path(&path), reason: "name is not valid UTF-8: rename it".into() },
-                )),
+                    kind: "name not UTF-8".into(),
+                    file: UnreadableFile {
+                        path: slash_path(&path),
+                        reason: "name is not valid UTF-8: rename it".into(),
+                    },
+                }),
             }
         }
     }
@@ -283,17 +300,52 @@ fn slash_path(path: &Path) -> String {
     path.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
-/// Format, size and mode of a readable image.
-struct ImageInfo {
+/// What the scan keeps of a readable file.
+struct FileInfo {
     format: &'static str,
     size: String,
     mode: &'static str,
+    frames: u32,
+    window: Option<WindowSource>,
+    dicom: Option<DicomFacts>,
 }
 
-/// Finds the classes and decodes every image (in parallel) to tell readable from unreadable.
-/// Emits [`Stage::Scan`] progress in files. Fails when fewer than two classes have a readable
-/// image, or with [`Cancelled`] when `cancel` is set.
-pub fn scan(root: &Path, emit: &dyn Emit, cancel: &CancelToken) -> Result<DatasetScan> {
+impl FileInfo {
+    fn of(decoded: &decode::Decoded, settings: &DatasetSettings) -> Self {
+        Self {
+            format: decoded.format,
+            size: format!("{}x{}", decoded.width, decoded.height),
+            mode: decoded.mode,
+            frames: decoded.frames(),
+            window: decoded.window_source(&settings.window),
+            dicom: decoded.dicom.clone(),
+        }
+    }
+
+    /// The images of this file: its frames as `frames` picks them.
+    fn frames(&self, frames: Frames) -> Vec<Option<Frame>> {
+        if self.frames == 1 {
+            return vec![None];
+        }
+        frames.pick(self.frames).map(|index| Some(Frame { index, count: self.frames })).collect()
+    }
+}
+
+/// Numbers groups (patients, studies) in order of first appearance.
+#[derive(Default)]
+struct GroupNumbers(HashMap<GroupKey, u32>);
+
+impl GroupNumbers {
+    fn number(&mut self, key: Option<GroupKey>) -> Option<u32> {
+        let next = self.0.len() as u32;
+        key.map(|key| *self.0.entry(key).or_insert(next))
+    }
+}
+
+/// Finds the classes and decodes every image (in parallel) to tell readable from unreadable,
+/// reading them as `settings` says. Emits [`Stage::Scan`] progress in files. Fails when fewer
+/// than two classes have a readable image, or with [`Cancelled`] when `cancel` is set.
+pub fn scan(root: &Path, settings: &DatasetSettings, emit: &dyn Emit, cancel: &CancelToken) -> Result<DatasetScan> {
     let listing = list_files(root)?;
     if listing.folders.len() < 2 {
         let found = match listing.folders.first() {
@@ -314,11 +366,8 @@ pub fn scan(root: &Path, emit: &dyn Emit, cancel: &CancelToken) -> Result<Datase
         .par_iter()
         .map(|candidate| {
             cancel.check()?;
-            let outcome = decode_file(&root.join(&candidate.path)).map(|decoded| ImageInfo {
-                format: decoded.format,
-                size: format!("{}x{}", decoded.image.width(), decoded.image.height()),
-                mode: mode_name(decoded.image.color()),
-            });
+            let outcome =
+                decode::decode_file(&root.join(&candidate.path)).map(|decoded| FileInfo::of(&decoded, settings));
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_multiple_of(PROGRESS_EVERY) {
                 emit.emit(Event::Progress { stage: Stage::Scan, done: n, total: Some(total) });
@@ -330,32 +379,40 @@ pub fn scan(root: &Path, emit: &dyn Emit, cancel: &CancelToken) -> Result<Datase
     emit.emit(Event::StageFinished { stage: Stage::Scan });
     let outcomes = outcomes?;
 
-    let mut summaries: Vec<ClassSummary> = listing
-        .folders
-        .iter()
-        .map(|name| ClassSummary {
-            name: name.clone(),
-            images: 0,
-            formats: BTreeMap::new(),
-            sizes: BTreeMap::new(),
-            modes: BTreeMap::new(),
-        })
-        .collect();
+    let mut summaries: Vec<ClassSummary> =
+        listing.folders.iter().map(|name| ClassSummary { name: name.clone(), ..ClassSummary::default() }).collect();
     let mut unusable = listing.unusable;
     let mut readable = Vec::new();
+    let (mut patients, mut studies) = (GroupNumbers::default(), GroupNumbers::default());
     for (candidate, outcome) in listing.candidates.into_iter().zip(outcomes) {
-        match outcome {
-            Ok(info) => {
-                let summary = &mut summaries[candidate.folder];
-                summary.images += 1;
-                *summary.formats.entry(info.format.to_string()).or_default() += 1;
-                *summary.sizes.entry(info.size).or_default() += 1;
-                *summary.modes.entry(info.mode.to_string()).or_default() += 1;
-                readable.push(candidate);
-            }
+        let info = match outcome {
+            Ok(info) => info,
             Err(reason) => {
-                unusable.push((candidate.folder, UnreadableFile { path: candidate.path, reason: reason.to_string() }))
+                unusable.push(Unusable::new(candidate.folder, candidate.path, &reason));
+                continue;
             }
+        };
+        let frames = info.frames(settings.frames);
+        let images = frames.len();
+        let summary = &mut summaries[candidate.folder];
+        summary.images += images;
+        *summary.formats.entry(info.format.to_string()).or_default() += images;
+        *summary.sizes.entry(info.size).or_default() += images;
+        *summary.modes.entry(info.mode.to_string()).or_default() += images;
+        if let Some(source) = info.window {
+            *summary.windows.entry(source.to_string()).or_default() += images;
+        }
+        let (patient_group, study_group) = match &info.dicom {
+            Some(facts) => {
+                summary.dicom.add(facts, images);
+                (patients.number(facts.patient), studies.number(facts.study))
+            }
+            None => (None, None),
+        };
+        for frame in frames {
+            let item =
+                Item { path: candidate.path.clone(), class: candidate.folder, frame, patient_group, study_group };
+            readable.push(item);
         }
     }
 
@@ -368,34 +425,23 @@ pub fn scan(root: &Path, emit: &dyn Emit, cancel: &CancelToken) -> Result<Datase
             class_of_folder[folder] = Some(classes.len());
             classes.push(summary);
         } else {
-            let files = unusable.iter().filter(|(f, _)| *f == folder).count();
+            let files = unusable.iter().filter(|u| u.folder == folder).count();
             empty_classes.push(EmptyClass { name: summary.name, files });
         }
     }
     if classes.len() < 2 {
-        let left_out: Vec<String> = empty_classes
-            .iter()
-            .map(|c| match c.files {
-                0 => format!("{} (no files)", c.name),
-                n => format!("{} ({n} unreadable files)", c.name),
-            })
-            .collect();
-        anyhow::bail!(
-            "{} has {} class folder(s) with readable images ({}); at least two are needed. Left out: {}",
-            root.display(),
-            classes.len(),
-            classes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
-            left_out.join(", ")
-        );
+        let left_out: Vec<&Unusable> = unusable.iter().filter(|u| class_of_folder[u.folder].is_none()).collect();
+        anyhow::bail!(too_few_classes(root, &classes, &empty_classes, &left_out));
     }
     let items = readable
         .into_iter()
-        .map(|c| Item { class: class_of_folder[c.folder].expect("a folder with an image is a class"), path: c.path })
+        .map(|item| Item { class: class_of_folder[item.class].expect("a folder with an image is a class"), ..item })
         .collect();
-    let mut unreadable: Vec<UnreadableFile> = unusable.into_iter().map(|(_, file)| file).collect();
+    let mut unreadable: Vec<UnreadableFile> = unusable.into_iter().map(|u| u.file).collect();
     unreadable.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(DatasetScan {
         root: root.to_path_buf(),
+        settings: *settings,
         classes,
         items,
         unreadable,
@@ -404,40 +450,33 @@ pub fn scan(root: &Path, emit: &dyn Emit, cancel: &CancelToken) -> Result<Datase
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
-        let mut bytes = io::Cursor::new(Vec::new());
-        image.write_to(&mut bytes, format).unwrap();
-        bytes.into_inner()
+/// Why fewer than two classes are usable, naming the folders left out and what their files
+/// (`left_out`) are.
+fn too_few_classes(root: &Path, classes: &[ClassSummary], empty: &[EmptyClass], left_out: &[&Unusable]) -> String {
+    let found = match classes {
+        [] => "no class folder with readable images".to_string(),
+        _ => format!(
+            "{} class folder(s) with readable images ({})",
+            classes.len(),
+            classes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let folders: Vec<String> = empty
+        .iter()
+        .map(|c| match c.files {
+            0 => format!("{} (no files)", c.name),
+            n => format!("{} ({n} unreadable files)", c.name),
+        })
+        .collect();
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    left_out.iter().for_each(|u| *kinds.entry(&u.kind).or_default() += 1);
+    let mut kinds: Vec<(&str, usize)> = kinds.into_iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut message =
+        format!("{} has {found}; at least two are needed. Left out: {}", root.display(), folders.join(", "));
+    if !kinds.is_empty() {
+        let kinds: Vec<String> = kinds.iter().map(|(kind, n)| format!("{kind} ({n})")).collect();
+        message.push_str(&format!(". The unreadable files: {}", kinds.join(", ")));
     }
-
-    #[test]
-    fn every_cut_off_jpeg_is_unreadable_and_trailing_data_is_tolerated() {
-        let image = DynamicImage::ImageRgb8(image::RgbImage::from_fn(24, 17, |x, y| {
-            image::Rgb([x as u8 * 9, y as u8 * 13, 80])
-        }));
-        let jpeg = encode(image, ImageFormat::Jpeg);
-        assert!(decode_bytes(&jpeg).is_ok());
-        for len in 1..jpeg.len() {
-            assert!(decode_bytes(&jpeg[..len]).is_err(), "a JPEG cut to {len} of {} bytes decoded", jpeg.len());
-        }
-        let mut with_trailer = jpeg.clone();
-        with_trailer.extend_from_slice(b"\0\0trailing data some cameras append");
-        assert!(decode_bytes(&with_trailer).is_ok());
-    }
-
-    #[test]
-    fn a_png_cut_inside_its_pixel_data_is_unreadable() {
-        let png = encode(
-            DynamicImage::ImageLuma8(image::GrayImage::from_fn(16, 16, |x, y| image::Luma([(x * y) as u8]))),
-            ImageFormat::Png,
-        );
-        // The last 12 bytes are the IEND chunk, after all pixel data.
-        for len in 1..png.len() - 12 {
-            assert!(decode_bytes(&png[..len]).is_err(), "a PNG cut to {len} of {} bytes decoded", png.len());
-        }
-    }
+    message
 }

@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::schedule::OneCycle;
+use crate::data::window::Window;
 use crate::event::{Emit, EpochRow};
 use crate::model::Arch;
 use crate::workspace::{read_json, write_atomic, write_json_atomic};
@@ -30,6 +31,9 @@ pub struct CheckpointState {
     pub arch: Arch,
     pub classes: Vec<String>,
     pub image_size: usize,
+    /// The window its images were rendered with (checkpoints from before windows: `file`).
+    #[serde(default)]
+    pub window: Window,
     /// Fingerprint of the split the model was trained on.
     pub split_fingerprint: String,
     pub frozen: bool,
@@ -192,6 +196,7 @@ mod tests {
             arch: Arch::Resnet18,
             classes: vec!["a".into(), "b".into()],
             image_size: 64,
+            window: Window::default(),
             split_fingerprint: "f".into(),
             frozen: false,
             epochs_done,

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::data::cache::ImageCache;
-use crate::data::scan;
+use crate::data::scan::{self, Item};
+use crate::data::settings::DatasetSettings;
 use crate::data::split::{self, Split, SplitOptions};
+use crate::data::window::Window;
 use crate::event::Emit;
 use crate::job::{CancelToken, is_cancelled};
 use crate::workspace::Workspace;
@@ -20,18 +22,27 @@ pub struct TrainData {
     pub valid: Vec<usize>,
     pub classes: Vec<String>,
     pub split_fingerprint: String,
-    /// The dataset folder, and each cached image's path relative to it.
+    /// The window the cached images were rendered with.
+    pub window: Window,
+    /// The dataset folder, and each cached image in it (path relative to it, frame).
     pub dataset: PathBuf,
-    pub paths: Vec<PathBuf>,
+    pub items: Vec<Item>,
 }
 
 impl TrainData {
     /// Uses the split recorded in the workspace, or makes and records the default one
-    /// (valid 0.2, seed 42) as `mednist split` would.
-    pub fn load(workspace: &Workspace, image_size: usize, emit: &dyn Emit, cancel: &CancelToken) -> Result<Self> {
+    /// (valid 0.2, seed 42) as `mednist split` would; renders the images at `image_size`
+    /// with `window`.
+    pub fn load(
+        workspace: &Workspace,
+        image_size: usize,
+        window: &Window,
+        emit: &dyn Emit,
+        cancel: &CancelToken,
+    ) -> Result<Self> {
         let dataset = workspace.require_dataset()?;
         // The scan tells whether the dataset changed since the split was recorded.
-        let scanned = scan::scan(&dataset, emit, cancel)?;
+        let scanned = scan::scan(&dataset, &DatasetSettings::load(workspace)?, emit, cancel)?;
         let split = if workspace.split_file().exists() {
             split::load_for(workspace, &scanned)?
         } else {
@@ -44,19 +55,19 @@ impl TrainData {
             ));
             split
         };
-        Self::from_split(&split, dataset, image_size, emit, cancel)
+        Self::from_split(&split, dataset, image_size, window, emit, cancel)
     }
 
     pub fn from_split(
         split: &Split,
         dataset: PathBuf,
         image_size: usize,
+        window: &Window,
         emit: &dyn Emit,
         cancel: &CancelToken,
     ) -> Result<Self> {
-        let items: Vec<(PathBuf, usize)> =
-            split.train.iter().chain(&split.valid).map(|item| (PathBuf::from(&item.path), item.class)).collect();
-        let cache = ImageCache::decode(&dataset, &items, image_size, emit, cancel).map_err(|error| {
+        let items: Vec<Item> = split.train.iter().chain(&split.valid).cloned().collect();
+        let cache = ImageCache::decode(&dataset, &items, image_size, window, emit, cancel).map_err(|error| {
             if is_cancelled(&error) {
                 error
             } else {
@@ -66,15 +77,15 @@ impl TrainData {
         // The scan's and the decoders' buffers are gone: give their memory back before training.
         crate::system::release_freed_memory();
         let train_count = split.train.len();
-        let paths: Vec<PathBuf> = items.into_iter().map(|(path, _)| path).collect();
         Ok(Self {
             cache: Arc::new(cache),
             train: (0..train_count).collect(),
-            valid: (train_count..paths.len()).collect(),
+            valid: (train_count..items.len()).collect(),
             classes: split.classes.clone(),
             split_fingerprint: split.dataset_fingerprint.clone(),
+            window: *window,
             dataset,
-            paths,
+            items,
         })
     }
 }

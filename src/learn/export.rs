@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::inference::{self, Predictions};
 use crate::data::batches::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::data::cache::ImageCache;
+use crate::data::window::Window;
 use crate::event::{Emit, Stage};
 use crate::job::{CancelToken, Cancelled};
 use crate::model::{Arch, Classifier};
@@ -33,6 +34,10 @@ pub struct ExportHeader {
     pub classes: Vec<String>,
     /// Images are resized to `image_size` x `image_size` gray, replicated to 3 channels.
     pub image_size: usize,
+    /// The window gray values of more than 8 bits are rendered with (exports from before
+    /// windows: `file`).
+    #[serde(default)]
+    pub window: Window,
     pub mean: [f32; 3],
     pub std: [f32; 3],
     /// Epochs the model was trained for.
@@ -41,12 +46,13 @@ pub struct ExportHeader {
 }
 
 impl ExportHeader {
-    pub fn new(arch: Arch, classes: Vec<String>, image_size: usize, epochs: usize) -> Self {
+    pub fn new(arch: Arch, classes: Vec<String>, image_size: usize, window: Window, epochs: usize) -> Self {
         Self {
             format: FORMAT,
             arch,
             classes,
             image_size,
+            window,
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
             epochs,
@@ -132,7 +138,7 @@ mod tests {
         assert!(format!("{error:#}").contains("not a model written by `mednist export`"), "{error:#}");
 
         let cut = dir.path().join("cut.mednist");
-        let header = ExportHeader::new(Arch::Resnet18, vec!["a".into()], 64, 1);
+        let header = ExportHeader::new(Arch::Resnet18, vec!["a".into()], 64, Window::default(), 1);
         write(&cut, &header, b"").unwrap();
         let whole = fs::read(&cut).unwrap();
         fs::write(&cut, &whole[..whole.len() - 10]).unwrap();

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::inference::Predictions;
+use crate::data::scan::{Frame, Item, image_label};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Interpretation {
@@ -41,6 +42,9 @@ pub struct Confusion {
 pub struct TopLoss {
     /// The image, relative to the dataset folder.
     pub path: PathBuf,
+    /// The frame, for an image that is one frame of a multi-frame file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame: Option<Frame>,
     pub actual: String,
     pub predicted: String,
     pub loss: f64,
@@ -48,10 +52,17 @@ pub struct TopLoss {
     pub probability_actual: f64,
 }
 
+impl TopLoss {
+    /// The image's path, and its frame in a multi-frame file: `CT/a.dcm (frame 3 of 30)`.
+    pub fn image(&self) -> String {
+        image_label(self.path.display(), self.frame)
+    }
+}
+
 impl Interpretation {
-    /// Interprets `predictions` of images at `paths` (indexed by the predictions' items),
-    /// keeping the `top` worst.
-    pub fn new(classes: &[String], predictions: &Predictions, paths: &[PathBuf], top: usize) -> Self {
+    /// Interprets `predictions` of `images` (indexed by the predictions' items), keeping the
+    /// `top` worst.
+    pub fn new(classes: &[String], predictions: &Predictions, images: &[Item], top: usize) -> Self {
         let n = classes.len();
         let mut confusion = vec![vec![0usize; n]; n];
         for row in 0..predictions.len() {
@@ -86,8 +97,10 @@ impl Interpretation {
             .take(top)
             .map(|row| {
                 let loss = predictions.loss(row);
+                let image = &images[predictions.items[row]];
                 TopLoss {
-                    path: paths[predictions.items[row]].clone(),
+                    path: PathBuf::from(&image.path),
+                    frame: image.frame,
                     actual: classes[predictions.labels[row]].clone(),
                     predicted: classes[predictions.predicted(row)].clone(),
                     loss,
@@ -127,14 +140,14 @@ mod tests {
     }
 
     /// Rows of probabilities with their labels; item `i` is the image `img{i}.png`.
-    fn predictions(rows: &[([f32; 3], usize)]) -> (Predictions, Vec<PathBuf>) {
+    fn predictions(rows: &[([f32; 3], usize)]) -> (Predictions, Vec<Item>) {
         let predictions = Predictions {
             classes: 3,
             log_probs: rows.iter().flat_map(|(p, _)| p.map(f32::ln)).collect(),
             labels: rows.iter().map(|(_, label)| *label).collect(),
             items: (0..rows.len()).collect(),
         };
-        (predictions, (0..rows.len()).map(|i| PathBuf::from(format!("img{i}.png"))).collect())
+        (predictions, (0..rows.len()).map(|i| Item::new(format!("img{i}.png"), rows[i].1)).collect())
     }
 
     #[test]

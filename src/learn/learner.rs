@@ -24,6 +24,7 @@ use super::pretrained;
 use super::schedule::{MaxLr, OneCycle};
 use crate::data::augment::Augment;
 use crate::data::batches::{Batch, BatchPlan, Prefetcher};
+use crate::data::window::Window;
 use crate::event::{BatchEnd, Emit, EpochRow, Event, LrStep, Stage, TrainStart};
 use crate::job::{CancelToken, Cancelled};
 use crate::model::{Arch, Classifier, LayerGroup};
@@ -51,6 +52,9 @@ pub struct Learner {
     pub arch: Arch,
     pub classes: Vec<String>,
     pub image_size: usize,
+    /// The window its images are rendered with, for life: train, interpret and predict see
+    /// the same pixels.
+    pub window: Window,
     model: Classifier,
     optimizer: ModuleOptimizer,
     hypers: Arc<Hypers>,
@@ -82,6 +86,7 @@ impl Learner {
             arch,
             classes: data.classes.clone(),
             image_size: data.cache.side(),
+            window: data.window,
             model: Classifier::new(arch, data.classes.len(), &autodiff),
             optimizer: build_optimizer(&hypers, settings.weight_decay),
             hypers,
@@ -121,6 +126,7 @@ impl Learner {
             arch: state.arch,
             classes: state.classes,
             image_size: state.image_size,
+            window: state.window,
             model,
             optimizer,
             hypers,
@@ -173,6 +179,15 @@ impl Learner {
                 self.image_size,
                 data.cache.side(),
                 self.image_size
+            );
+        }
+        if data.window != self.window {
+            bail!(
+                "the checkpoint in {} was trained on images in window {}, not {}: use --window {} or --fresh",
+                self.run_dir.display(),
+                self.window,
+                data.window,
+                self.window
             );
         }
         Ok(())
@@ -443,7 +458,7 @@ impl Learner {
 
     /// The lesson's `learn.export()`: one file with the weights and what prediction needs.
     pub fn export(&self, path: &Path) -> Result<()> {
-        let header = ExportHeader::new(self.arch, self.classes.clone(), self.image_size, self.epochs_done);
+        let header = ExportHeader::new(self.arch, self.classes.clone(), self.image_size, self.window, self.epochs_done);
         export::write(path, &header, &self.weight_bytes()?)
     }
 
@@ -456,6 +471,7 @@ impl Learner {
             arch: self.arch,
             classes: self.classes.clone(),
             image_size: self.image_size,
+            window: self.window,
             split_fingerprint: self.split_fingerprint.clone(),
             frozen: self.frozen,
             epochs_done: self.epochs_done,

@@ -8,6 +8,8 @@ use super::data::TrainData;
 use super::device::DeviceChoice;
 use super::learner::{Learner, LearnerSettings};
 use super::pretrained::{self, Pretrained};
+use crate::data::settings::DatasetSettings;
+use crate::data::window::Window;
 use crate::event::Emit;
 use crate::job::CancelToken;
 use crate::model::Arch;
@@ -23,6 +25,9 @@ pub struct OpenOptions {
     pub fresh: bool,
     /// Image side of a new learner (a resumed one keeps its own).
     pub image_size: usize,
+    /// Window of a new learner [default: the dataset's, `data::settings`]; when resuming, a
+    /// saved learner with another window is an error.
+    pub window: Option<Window>,
     pub settings: LearnerSettings,
     pub device: DeviceChoice,
     /// Start a new learner from these weights, body frozen (fastai's pretrained default).
@@ -35,6 +40,7 @@ impl Default for OpenOptions {
             arch: None,
             fresh: false,
             image_size: 64,
+            window: None,
             settings: LearnerSettings::default(),
             device: DeviceChoice::Auto,
             pretrained: None,
@@ -91,8 +97,32 @@ pub fn open_learner(
         (None, Some(source)) => Some(pretrained::resolve(source, arch, workspace, emit, cancel)?),
         _ => None,
     };
+    if let (Some(learner), Some(window)) = (&previous, options.window)
+        && learner.window != window
+    {
+        bail!(
+            "the learner saved in {} was trained on images in window {}, not {window}: start a new one (--fresh) \
+             or keep its window",
+            run_dir.display(),
+            learner.window
+        );
+    }
+    let dataset_window = DatasetSettings::load(workspace)?.window;
+    let window = match &previous {
+        Some(learner) => {
+            if learner.window != dataset_window {
+                emit.info(format!(
+                    "the learner keeps the window it was trained with, {}, not the dataset's {dataset_window} \
+                     (a fresh start takes the dataset's)",
+                    learner.window
+                ));
+            }
+            learner.window
+        }
+        None => options.window.unwrap_or(dataset_window),
+    };
     let size = previous.as_ref().map_or(options.image_size, |learner| learner.image_size);
-    let data = TrainData::load(workspace, size, emit, cancel)?;
+    let data = TrainData::load(workspace, size, &window, emit, cancel)?;
     let device_label = device.1.clone();
     let (learner, resumed) = match previous {
         Some(learner) => {

@@ -20,6 +20,7 @@ use crate::data::augment::{self, Augment, Draw};
 use crate::data::cache::decode_gray;
 use crate::data::fetch::{self, DatasetInfo, FetchRequest};
 use crate::data::scan::{self, ClassSummary, DatasetScan, EmptyClass};
+use crate::data::settings::DatasetSettings;
 use crate::data::split::{self, ClassCounts, Split, SplitOptions};
 use crate::event::{Emit, EpochRow, Event, Level, kept_after_cancel};
 use crate::job::{CancelToken, is_cancelled};
@@ -315,7 +316,7 @@ impl Kernel {
                     .enumerate()
                     .map(|(class, _)| {
                         let first = scan.items.iter().find(|item| item.class == class)?;
-                        decode_gray(&scan.path_of(first), IMAGE_SIDE)
+                        decode_gray(&scan.path_of(first), first.frame_index(), IMAGE_SIDE, &scan.settings.window)
                             .ok()
                             .and_then(|pixels| gray_image(pixels, IMAGE_SIDE))
                     })
@@ -386,14 +387,19 @@ impl Kernel {
                 let predictions = trainer.learner.predict(&trainer.data, &trainer.data.valid, &emit, cancel);
                 let data = &trainer.data;
                 let info = predictions.map(|predictions| {
-                    let interpretation = Interpretation::new(&trainer.learner.classes, &predictions, &data.paths, top);
+                    let interpretation = Interpretation::new(&trainer.learner.classes, &predictions, &data.items, top);
                     let images = interpretation
                         .top_losses
                         .iter()
                         .map(|t| {
-                            decode_gray(&data.dataset.join(&t.path), IMAGE_SIDE)
-                                .ok()
-                                .and_then(|p| gray_image(p, IMAGE_SIDE))
+                            decode_gray(
+                                &data.dataset.join(&t.path),
+                                t.frame.map_or(0, |f| f.index),
+                                IMAGE_SIDE,
+                                &data.window,
+                            )
+                            .ok()
+                            .and_then(|p| gray_image(p, IMAGE_SIDE))
                         })
                         .collect();
                     InterpretInfo { interpretation, images }
@@ -422,7 +428,7 @@ impl Kernel {
 
     fn scan(&mut self, emit: &dyn Emit, cancel: &CancelToken) -> Result<Arc<DatasetScan>> {
         let dataset = self.require_dataset()?;
-        let scan = Arc::new(scan::scan(&dataset, emit, cancel)?);
+        let scan = Arc::new(scan::scan(&dataset, &DatasetSettings::load(&self.workspace)?, emit, cancel)?);
         self.scan = Some(scan.clone());
         Ok(scan)
     }
@@ -462,8 +468,11 @@ impl Kernel {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let augment = Augment::default();
-        let decode =
-            |index: usize| -> Result<Vec<u8>> { decode_gray(&dataset.join(&split.train[index].path), IMAGE_SIDE) };
+        let window = DatasetSettings::load(&self.workspace)?.window;
+        let decode = |index: usize| -> Result<Vec<u8>> {
+            let item = &split.train[index];
+            decode_gray(&dataset.join(&item.path), item.frame_index(), IMAGE_SIDE, &window)
+        };
         let render = |pixels: &[u8], draw: &Draw| -> Result<GrayImage> {
             let mut out = vec![0.0f32; IMAGE_SIDE * IMAGE_SIDE];
             augment::apply(draw, pixels, IMAGE_SIDE, &mut out);

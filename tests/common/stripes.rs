@@ -5,7 +5,9 @@
 use std::sync::Mutex;
 
 use mednist::data::scan;
+use mednist::data::settings::DatasetSettings;
 use mednist::data::split::{self, SplitOptions};
+use mednist::data::window::Window;
 use mednist::job::CancelToken;
 use mednist::learn::data::TrainData;
 use mednist::learn::device::DeviceChoice;
@@ -38,8 +40,9 @@ pub fn make_workspace(per_class: usize) -> (tempfile::TempDir, Workspace) {
             image.save(folder.join(format!("{i:03}.png"))).unwrap();
         }
     }
-    let scanned = scan::scan(&workspace.dataset_dir(), &|_| {}, &CancelToken::new()).unwrap();
-    split::split(&scanned, &SplitOptions { valid_pct: 0.25, seed: 1, stratify: true })
+    let scanned =
+        scan::scan(&workspace.dataset_dir(), &DatasetSettings::default(), &|_| {}, &CancelToken::new()).unwrap();
+    split::split(&scanned, &SplitOptions { valid_pct: 0.25, seed: 1, stratify: true, group: None })
         .unwrap()
         .save(&workspace)
         .unwrap();
@@ -54,7 +57,7 @@ pub fn settings() -> LearnerSettings {
 }
 
 pub fn load(workspace: &Workspace) -> TrainData {
-    TrainData::load(workspace, SIDE, &|_| {}, &CancelToken::new()).unwrap()
+    TrainData::load(workspace, SIDE, &Window::default(), &|_| {}, &CancelToken::new()).unwrap()
 }
 
 pub fn new_learner(workspace: &Workspace, data: &TrainData) -> Learner {

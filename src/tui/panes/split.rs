@@ -43,6 +43,7 @@ impl SplitPane {
             valid_pct: self.form.number(VALID_PERCENT) as f64 / 100.0,
             seed: self.form.number(SEED),
             stratify: self.form.choice(STRATIFY) == 1,
+            group: None,
         }
     }
 
