@@ -1,18 +1,24 @@
-//! `mednist predict FILE|FOLDER...`: classify images with an exported model. A file that
-//! cannot be read or decoded is reported and the rest are still predicted.
+//! `mednist predict FILE|FOLDER...`: classify images with an exported model (its calibration
+//! temperature applied), optionally with test-time augmentation (`--tta`) and Grad-CAM
+//! heatmaps (`--cam`). A file that cannot be read or decoded is reported and the rest are
+//! still predicted.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::cli::heatmap::{self, ClinicalArgs};
 use crate::cli::progress::StderrProgress;
 use crate::cli::table::Table;
 use crate::data::cache::decode_gray;
 use crate::job::CancelToken;
+use crate::learn::cam::Heatmap;
 use crate::learn::device::DeviceChoice;
 use crate::learn::export::ExportedModel;
+use crate::learn::inference::Tta;
 use crate::workspace::Workspace;
 
 #[derive(Debug, clap::Args)]
@@ -29,6 +35,8 @@ pub struct PredictArgs {
     /// Where to run the model: auto, cpu, cuda, cuda:N
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    #[command(flatten)]
+    pub clinical: ClinicalArgs,
 }
 
 /// One input's outcome.
@@ -40,6 +48,9 @@ pub struct Prediction {
     pub classes: Vec<ClassProbability>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Grad-CAM of the most probable class, with `--cam`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cam: Option<Heatmap>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,15 +68,36 @@ pub fn run(workspace: &Workspace, args: &PredictArgs, json: bool) -> Result<()> 
     let model = ExportedModel::load(&path, &device)?;
     let files = collect_files(&args.inputs);
     let progress = if json { StderrProgress::quiet() } else { StderrProgress::new() };
-    let predictions = predict_files(&model, &files, args.top, &progress)?;
+    let options = PredictOptions { top: args.top, tta: args.clinical.tta(), cam: args.clinical.cam() };
+    let (predictions, images) = predict_files(&model, &files, &options, &progress)?;
     let failed = predictions.iter().filter(|p| p.error.is_some()).count();
+    let written = match args.clinical.cam_folder()? {
+        Some(folder) => write_cams(folder, &predictions, &images)?,
+        None => Vec::new(),
+    };
     if json {
         crate::cli::print_json(&predictions)?;
     } else {
         for p in predictions.iter().filter(|p| p.error.is_some()) {
             eprintln!("cannot predict {}: {}", p.file.display(), p.error.as_deref().unwrap_or_default());
         }
+        if let Some(tta) = options.tta {
+            println!(
+                "test-time augmentation: {} augmented copies of each image and the image itself ({} x plain + {} x their mean)",
+                tta.copies,
+                Tta::BETA,
+                1.0 - Tta::BETA
+            );
+        }
         print!("{}", render(&predictions, args.top));
+        for path in &written {
+            println!("wrote {}", path.display());
+        }
+        if options.cam && std::io::stdout().is_terminal() {
+            draw_cams(&predictions, &images);
+        } else if options.cam && written.is_empty() {
+            eprintln!("the heatmaps are drawn only when stdout is a terminal: --cam-dir DIR writes them as PNGs");
+        }
     }
     if failed > 0 {
         bail!("{failed} of {} file(s) could not be predicted (see above)", predictions.len());
@@ -98,40 +130,91 @@ fn is_hidden(path: &Path) -> bool {
     path.file_name().and_then(|name| name.to_str()).is_some_and(|name| name.starts_with('.'))
 }
 
-/// Decodes `files` (in parallel) and predicts the ones that decode, keeping their order.
+/// A file's decoded gray pixels, `None` where it could not be decoded.
+pub type Pixels = Option<Vec<u8>>;
+
+/// What [`predict_files`] computes for each image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PredictOptions {
+    /// Classes to keep per image, most probable first.
+    pub top: usize,
+    pub tta: Option<Tta>,
+    /// A Grad-CAM heatmap of each image's most probable class.
+    pub cam: bool,
+}
+
+/// Decodes `files` (in parallel) and predicts the ones that decode, keeping their order; also
+/// returns each file's decoded pixels (`None` where it failed).
 pub fn predict_files(
     model: &ExportedModel,
     files: &[PathBuf],
-    top: usize,
+    options: &PredictOptions,
     progress: &StderrProgress,
-) -> Result<Vec<Prediction>> {
+) -> Result<(Vec<Prediction>, Vec<Pixels>)> {
     let side = model.header.image_size;
     let decoded: Vec<Result<Vec<u8>, String>> =
         files.par_iter().map(|file| decode_gray(file, side).map_err(|error| format!("{error:#}"))).collect();
     let images: Vec<Vec<u8>> = decoded.iter().filter_map(|d| d.as_ref().ok().cloned()).collect();
-    let Some(scores) = model.predict(images, progress, &CancelToken::new()) else {
+    let cancel = CancelToken::new();
+    let scores = match options.tta {
+        Some(tta) => model.predict_tta(images.clone(), tta, progress, &cancel).map(|tta| tta.augmented),
+        None => model.predict(images.clone(), progress, &cancel),
+    };
+    let Some(scores) = scores else {
         bail!("prediction was cancelled");
     };
+    let best: Vec<usize> = (0..scores.len()).map(|row| scores.predicted(row)).collect();
+    let mut cams =
+        if options.cam { model.grad_cam(images, &best)?.into_iter().map(Some).collect() } else { Vec::new() };
+    cams.resize(scores.len(), None);
+    let mut cams = cams.into_iter();
     let classes = &model.header.classes;
     let mut row = 0;
-    Ok(files
+    let predictions = files
         .iter()
-        .zip(decoded)
+        .zip(&decoded)
         .map(|(file, decoded)| match decoded {
-            Err(error) => Prediction { file: file.clone(), classes: Vec::new(), error: Some(error) },
+            Err(error) => Prediction { file: file.clone(), classes: Vec::new(), error: Some(error.clone()), cam: None },
             Ok(_) => {
                 let mut ranked: Vec<(usize, f32)> = scores.probabilities_of(row).into_iter().enumerate().collect();
                 row += 1;
                 ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
                 let classes = ranked
                     .into_iter()
-                    .take(top.max(1))
+                    .take(options.top.max(1))
                     .map(|(class, probability)| ClassProbability { class: classes[class].clone(), probability })
                     .collect();
-                Prediction { file: file.clone(), classes, error: None }
+                Prediction { file: file.clone(), classes, error: None, cam: cams.next().flatten() }
             }
         })
-        .collect())
+        .collect();
+    Ok((predictions, decoded.into_iter().map(Result::ok).collect()))
+}
+
+/// Each predicted image with its heatmap as a PNG in `folder`.
+fn write_cams(folder: &Path, predictions: &[Prediction], images: &[Pixels]) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (index, (prediction, gray)) in predictions.iter().zip(images).enumerate() {
+        if let (Some(heatmap), Some(gray), Some(best)) = (&prediction.cam, gray, prediction.classes.first()) {
+            written.push(heatmap::write_png(folder, index + 1, &prediction.file, &best.class, gray, heatmap)?);
+        }
+    }
+    Ok(written)
+}
+
+fn draw_cams(predictions: &[Prediction], images: &[Pixels]) {
+    for (prediction, gray) in predictions.iter().zip(images) {
+        if let (Some(heatmap), Some(gray), Some(best)) = (&prediction.cam, gray, prediction.classes.first()) {
+            println!(
+                "\n{}: {} {:.4} (right: Grad-CAM for {})",
+                prediction.file.display(),
+                best.class,
+                best.probability,
+                best.class
+            );
+            heatmap::print(&heatmap::side_by_side(gray, heatmap), 50, &prediction.file);
+        }
+    }
 }
 
 fn render(predictions: &[Prediction], top: usize) -> String {
