@@ -1,6 +1,8 @@
 //! The ResNet + fastai-head classifier: shapes, torchvision names and counts, gradients, and
 //! the layer-group recipe (freezing, per-group learning rates) with burn's real optimizer.
 
+#[path = "common/python.rs"]
+mod python;
 #[path = "common/torch_pth.rs"]
 mod torch_pth;
 

@@ -1,28 +1,13 @@
 //! Writes PyTorch state dicts (`.pth`) with the Python torch that LibTorch was installed
 //! from (scripts/setup-libtorch.sh), so the tests load files PyTorch itself made.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use mednist::learn::device::DeviceChoice;
 use mednist::model::{Arch, NamedTensor, ResNet, named_tensors};
 
-/// `MEDNIST_TEST_PYTHON`, else the setup script's venv: `MEDNIST_TORCH_VENV`, or
-/// `${XDG_CACHE_HOME:-$HOME/.cache}/mednist/torch-venv` as scripts/setup-libtorch.sh has it.
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("MEDNIST_TEST_PYTHON") {
-        return python.into();
-    }
-    let venv = std::env::var_os("MEDNIST_TORCH_VENV").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache"));
-        cache.join("mednist/torch-venv")
-    });
-    let python = venv.join("bin/python");
-    assert!(python.is_file(), "no Python with torch at {}: run scripts/setup-libtorch.sh", python.display());
-    python
-}
+use super::python::python;
 
 /// One tensor of the state dict: every element is `fill`.
 pub struct Entry {
