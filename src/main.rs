@@ -45,7 +45,7 @@ enum Command {
     Split(cli::split::SplitArgs),
     /// Train the classifier with fit_one_cycle; run again to continue where it left off
     Train(cli::train::TrainArgs),
-    /// Confusion matrix, per-class scores, most confused classes and the top losses
+    /// Confusion matrix, top losses, sensitivity/specificity/AUC with intervals, calibration, Grad-CAM, TTA
     Interpret(cli::interpret::InterpretArgs),
     /// Find a learning rate: a short sweep of growing rates; the learner is left as it was
     LrFind(cli::lr_find::LrFindArgs),
@@ -53,7 +53,7 @@ enum Command {
     Unfreeze,
     /// Train only the head and BatchNorm layers from now on (learn.freeze())
     Freeze,
-    /// Write the trained model to one file for `predict` (the lesson's learn.export())
+    /// Write the trained model to one file for `predict` (the lesson's learn.export()), or as ONNX
     Export(cli::export::ExportArgs),
     /// Classify images with an exported model
     Predict(cli::predict::PredictArgs),

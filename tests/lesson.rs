@@ -3,6 +3,8 @@
 
 #[path = "common/http.rs"]
 mod http;
+#[path = "common/python.rs"]
+mod python;
 #[path = "common/stripes.rs"]
 mod stripes;
 #[path = "common/torch_pth.rs"]

@@ -1,6 +1,8 @@
 //! The ResNet + fastai-head classifier: shapes, torchvision names and counts, gradients, and
 //! the layer-group recipe (freezing, per-group learning rates) with burn's real optimizer.
 
+#[path = "common/python.rs"]
+mod python;
 #[path = "common/torch_pth.rs"]
 mod torch_pth;
 
@@ -321,4 +323,15 @@ fn a_state_dict_that_does_not_fit_is_refused_with_its_keys() {
     let message = format!("{:#}", load_body(&mut ResNet::new(Arch::Resnet18, &cpu()), &resnet34).unwrap_err());
     assert!(message.contains("unexpected keys: layer1.2.bn1.bias, "), "a resnet34 file in a resnet18: {message}");
     assert!(message.contains(" and 68 more"), "a long list is cut: {message}");
+}
+
+#[test]
+fn output_side_is_the_side_of_layer4s_maps() {
+    let device = cpu();
+    let body = ResNet::new(Arch::Resnet18, &device);
+    for side in [16, 33, 64] {
+        let images = Tensor::<4>::random([1, 3, side, side], Distribution::Normal(0.0, 1.0), &device);
+        let [_, _, height, width] = body.forward(images).dims();
+        assert_eq!((height, width), (ResNet::output_side(side), ResNet::output_side(side)), "{side}px");
+    }
 }

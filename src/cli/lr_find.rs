@@ -1,10 +1,9 @@
 //! `mednist lr-find`: the lesson's `learn.lr_find()`, headless. The learner is left as it was.
 
 use anyhow::{Result, bail};
-use ratatui::buffer::Buffer;
-use ratatui::layout::Rect;
 use ratatui::widgets::Widget;
 
+use crate::cli::charts::text_of;
 use crate::cli::progress::StderrProgress;
 use crate::cli::table::Table;
 use crate::cli::train::LearnerArgs;
@@ -65,15 +64,9 @@ pub fn run(workspace: &Workspace, args: &LrFindArgs, json: bool) -> Result<()> {
 const CHART_SIZE: (u16, u16) = (76, 18);
 
 /// The pane's chart drawn as text (braille, no colours), for terminals and logs alike.
-fn chart_text(result: &LrFindResult, options: &LrFindOptions, (width, height): (u16, u16)) -> String {
+fn chart_text(result: &LrFindResult, options: &LrFindOptions, size: (u16, u16)) -> String {
     let chart = LrChart::new(&result.log_lr_curve(), result.suggestions.as_ref(), options);
-    let area = Rect::new(0, 0, width, height);
-    let mut buffer = Buffer::empty(area);
-    chart.widget(&Theme::monochrome()).render(area, &mut buffer);
-    (0..height)
-        .map(|y| (0..width).map(|x| buffer[(x, y)].symbol()).collect::<String>().trim_end().to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
+    text_of(size, |area, buffer| chart.widget(&Theme::monochrome()).render(area, buffer))
 }
 
 /// The suggestions, then the curve's figures at about a dozen points.

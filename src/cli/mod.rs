@@ -1,10 +1,12 @@
 //! Headless front end: renders step events as progress lines, tables and JSON.
 
+pub mod charts;
 pub mod classes;
 pub mod doctor;
 pub mod export;
 pub mod fetch;
 pub mod freeze;
+pub mod heatmap;
 pub mod interpret;
 pub mod lr_find;
 pub mod predict;

@@ -61,6 +61,12 @@ impl BatchPlan {
         Self { order: items.to_vec(), batch_size, drop_last: false, augment: None, seed: 0 }
     }
 
+    /// Test-time augmentation: in order and every item, as [`BatchPlan::evaluation`], each
+    /// image augmented as in training, seeded by `seed`.
+    pub fn augmented(items: &[usize], batch_size: usize, augment: Augment, seed: u64) -> Self {
+        Self { augment: Some(augment), seed, ..Self::evaluation(items, batch_size) }
+    }
+
     pub fn batch_count(&self) -> usize {
         let bs = self.batch_size.max(1);
         if self.drop_last { self.order.len() / bs } else { self.order.len().div_ceil(bs) }

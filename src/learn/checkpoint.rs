@@ -43,6 +43,10 @@ pub struct CheckpointState {
     pub history: Vec<EpochRow>,
     pub model_file: String,
     pub optimizer_file: String,
+    /// Temperature scaling fitted on the validation set (`mednist interpret --calibrate`);
+    /// predictions divide their logits by it. Absent in checkpoints that were never calibrated.
+    #[serde(default)]
+    pub temperature: Option<f32>,
 }
 
 /// The one-cycle fit in progress: resuming continues its schedule from `epochs_done`.
@@ -209,6 +213,7 @@ mod tests {
             history: Vec::new(),
             model_file: String::new(),
             optimizer_file: String::new(),
+            temperature: None,
         }
     }
 

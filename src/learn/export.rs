@@ -14,7 +14,8 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
-use super::inference::{self, Predictions};
+use super::cam::{self, Heatmap};
+use super::inference::{self, Predictions, Tta, TtaPredictions};
 use crate::data::batches::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::data::cache::ImageCache;
 use crate::data::window::Window;
@@ -43,6 +44,10 @@ pub struct ExportHeader {
     /// Epochs the model was trained for.
     pub epochs: usize,
     pub mednist_version: String,
+    /// Temperature scaling: logits are divided by it before the softmax. Absent when the
+    /// learner was not calibrated (`mednist interpret --calibrate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
 }
 
 impl ExportHeader {
@@ -57,7 +62,12 @@ impl ExportHeader {
             std: IMAGENET_STD,
             epochs,
             mednist_version: env!("CARGO_PKG_VERSION").to_string(),
+            temperature: None,
         }
+    }
+
+    pub fn with_temperature(self, temperature: Option<f32>) -> Self {
+        Self { temperature, ..self }
     }
 }
 
@@ -79,9 +89,13 @@ pub fn write(path: &Path, header: &ExportHeader, weights: &[u8]) -> Result<()> {
 pub struct ExportedModel {
     pub header: ExportHeader,
     pub path: PathBuf,
+    /// On the autodiff device, as Grad-CAM needs; prediction runs its `valid()` copy.
     model: Classifier,
     device: Device,
 }
+
+/// Images in a batch of prediction.
+const BATCH: usize = 64;
 
 impl ExportedModel {
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
@@ -103,24 +117,55 @@ impl ExportedModel {
         }
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(rest[4 + length..].to_vec()))
             .with_context(|| format!("the weights in {} cannot be read", path.display()))?;
-        let model = Classifier::new(header.arch, header.classes.len(), device)
+        let autodiff = device.clone().autodiff();
+        let model = Classifier::new(header.arch, header.classes.len(), &autodiff)
             .try_load_record(record)
             .with_context(|| format!("the weights in {} do not fit a {}", path.display(), header.arch))?;
-        Ok(Self { header, path: path.to_path_buf(), model, device: device.clone() })
+        Ok(Self { header, path: path.to_path_buf(), model, device: autodiff })
     }
 
-    /// Scores gray `header.image_size`-square images, in order.
+    /// Scores gray `header.image_size`-square images, in order (the calibration temperature
+    /// applied, when the model has one).
     pub fn predict(
         &self,
         images: Vec<Vec<u8>>,
         emit: &dyn Emit,
         cancel: &CancelToken,
     ) -> Result<Predictions, Cancelled> {
+        let (cache, items) = self.cache(images);
+        let inner = self.device.clone().inner();
+        let predictions =
+            inference::predict(&self.model.valid(), &inner, cache, &items, BATCH, 1, Stage::Predict, emit, cancel)?;
+        Ok(predictions.with_temperature(self.header.temperature))
+    }
+
+    /// [`ExportedModel::predict`] with fastai's test-time augmentation too.
+    pub fn predict_tta(
+        &self,
+        images: Vec<Vec<u8>>,
+        tta: Tta,
+        emit: &dyn Emit,
+        cancel: &CancelToken,
+    ) -> Result<TtaPredictions, Cancelled> {
+        let (cache, items) = self.cache(images);
+        let (model, inner) = (self.model.valid(), self.device.clone().inner());
+        let plain = inference::predict(&model, &inner, cache.clone(), &items, BATCH, 1, Stage::Predict, emit, cancel)?;
+        let copies =
+            inference::predict_augmented(&model, &inner, cache, &items, BATCH, 1, tta, Stage::Predict, emit, cancel)?;
+        Ok(TtaPredictions::new(&plain, &copies, self.header.temperature))
+    }
+
+    /// Grad-CAM heatmaps of `images`, each for the class at the same position of `classes`.
+    pub fn grad_cam(&self, images: Vec<Vec<u8>>, classes: &[usize]) -> Result<Vec<Heatmap>> {
+        cam::check(self.header.arch, self.header.image_size)?;
+        let (cache, items) = self.cache(images);
+        cam::grad_cam(&self.model, &self.device, cache, &items, classes, BATCH)
+    }
+
+    fn cache(&self, images: Vec<Vec<u8>>) -> (Arc<ImageCache>, Vec<usize>) {
         let count = images.len();
-        let side = self.header.image_size;
-        let cache = ImageCache::from_pixels(side, images.concat(), vec![0; count]);
-        let items: Vec<usize> = (0..count).collect();
-        inference::predict(&self.model, &self.device, Arc::new(cache), &items, 64, 1, Stage::Predict, emit, cancel)
+        let cache = ImageCache::from_pixels(self.header.image_size, images.concat(), vec![0; count]);
+        (Arc::new(cache), (0..count).collect())
     }
 }
 

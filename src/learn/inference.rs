@@ -1,12 +1,15 @@
 //! Class probabilities of cached images from a model in inference mode. Validation,
-//! interpretation and prediction with an exported model all go through [`predict`], so they
-//! prepare images and read the model the same way.
+//! interpretation and prediction with an exported model all go through [`predict`] (and
+//! [`predict_augmented`] for test-time augmentation), so they prepare images and read the
+//! model the same way.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::metrics::Tally;
+use crate::data::augment::Augment;
 use crate::data::batches::{BatchPlan, Prefetcher};
 use crate::data::cache::ImageCache;
 use crate::event::{Emit, Event, Stage};
@@ -62,6 +65,75 @@ impl Predictions {
         }
         tally
     }
+
+    /// Temperature scaling: `log_softmax(logits / temperature)`. Log-probabilities are the
+    /// logits shifted by a constant per row, which the softmax ignores, so they serve as logits.
+    pub fn with_temperature(&self, temperature: Option<f32>) -> Predictions {
+        let Some(temperature) = temperature else {
+            return self.clone();
+        };
+        let mut log_probs = Vec::with_capacity(self.log_probs.len());
+        for row in 0..self.len() {
+            let scaled: Vec<f64> =
+                self.log_probs_of(row).iter().map(|&lp| f64::from(lp) / f64::from(temperature)).collect();
+            let log_total = log_sum_exp(&scaled);
+            log_probs.extend(scaled.iter().map(|&z| (z - log_total) as f32));
+        }
+        Predictions { log_probs, ..self.clone() }
+    }
+
+    /// fastai's `tta()`: `beta * plain + (1 - beta) * mean(augmented)`, in probabilities
+    /// (its `torch.lerp(aug_preds, preds, beta)`), for the same rows in the same order.
+    pub fn test_time_augmented(plain: &Predictions, augmented: &[Predictions], beta: f64) -> Predictions {
+        let copies = augmented.len() as f64;
+        let log_probs = (0..plain.log_probs.len())
+            .map(|at| {
+                let mean = augmented.iter().map(|copy| f64::from(copy.log_probs[at]).exp()).sum::<f64>() / copies;
+                (beta * f64::from(plain.log_probs[at]).exp() + (1.0 - beta) * mean).ln() as f32
+            })
+            .collect();
+        Predictions { log_probs, ..plain.clone() }
+    }
+}
+
+/// `ln(sum(exp(values)))` without overflow.
+fn log_sum_exp(values: &[f64]) -> f64 {
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    max + values.iter().map(|v| (v - max).exp()).sum::<f64>().ln()
+}
+
+/// Test-time augmentation as fastai's `learn.tta()` does it: `copies` passes over the images
+/// with the training augmentations, averaged, then mixed with the plain pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tta {
+    pub copies: NonZeroUsize,
+    /// Seeds the augmentations of each copy.
+    pub seed: u64,
+}
+
+impl Tta {
+    /// fastai's default `n=4`.
+    pub const DEFAULT_COPIES: usize = 4;
+    /// fastai's default `beta`: the plain pass's share of the result.
+    pub const BETA: f64 = 0.25;
+}
+
+/// The plain pass and the test-time augmented result, temperature applied to both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TtaPredictions {
+    pub plain: Predictions,
+    pub augmented: Predictions,
+}
+
+impl TtaPredictions {
+    /// Combines a plain pass and its augmented copies (all uncalibrated), dividing every
+    /// pass's logits by `temperature` first.
+    pub fn new(plain: &Predictions, copies: &[Predictions], temperature: Option<f32>) -> Self {
+        let plain = plain.with_temperature(temperature);
+        let copies: Vec<Predictions> = copies.iter().map(|copy| copy.with_temperature(temperature)).collect();
+        let augmented = Predictions::test_time_augmented(&plain, &copies, Tta::BETA);
+        Self { plain, augmented }
+    }
 }
 
 /// A batch's prepared `[n, 3, side, side]` images as a tensor on `device`.
@@ -84,10 +156,47 @@ pub fn predict(
     emit: &dyn Emit,
     cancel: &CancelToken,
 ) -> Result<Predictions, Cancelled> {
-    let total = items.len() as u64;
+    predict_plan(model, device, cache, BatchPlan::evaluation(items, batch_size), workers, stage, emit, cancel)
+}
+
+/// The `tta.copies` passes of test-time augmentation: `items` augmented as in training, each
+/// copy seeded apart.
+#[allow(clippy::too_many_arguments)]
+pub fn predict_augmented(
+    model: &Classifier,
+    device: &Device,
+    cache: Arc<ImageCache>,
+    items: &[usize],
+    batch_size: usize,
+    workers: usize,
+    tta: Tta,
+    stage: Stage,
+    emit: &dyn Emit,
+    cancel: &CancelToken,
+) -> Result<Vec<Predictions>, Cancelled> {
+    (0..tta.copies.get())
+        .map(|copy| {
+            let seed = tta.seed.wrapping_add(copy as u64);
+            let plan = BatchPlan::augmented(items, batch_size, Augment::default(), seed);
+            predict_plan(model, device, cache.clone(), plan, workers, stage, emit, cancel)
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn predict_plan(
+    model: &Classifier,
+    device: &Device,
+    cache: Arc<ImageCache>,
+    plan: BatchPlan,
+    workers: usize,
+    stage: Stage,
+    emit: &dyn Emit,
+    cancel: &CancelToken,
+) -> Result<Predictions, Cancelled> {
+    let total = plan.order.len() as u64;
     emit.emit(Event::StageStarted { stage, total: Some(total) });
     let mut predictions = Predictions::default();
-    let plan = BatchPlan::evaluation(items, batch_size);
     for batch in Prefetcher::new(cache, plan, workers, 2) {
         if let Err(cancelled) = cancel.check() {
             emit.emit(Event::StageFinished { stage });
@@ -131,5 +240,28 @@ mod tests {
         assert!((tally.mean_loss() - mean).abs() < 1e-6);
         let probabilities = p.probabilities_of(1);
         assert!((probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn temperature_divides_the_logits() {
+        let p = predictions(&[[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], &[0, 2]);
+        assert_eq!(p.with_temperature(None), p);
+        let unchanged = p.with_temperature(Some(1.0));
+        assert!(unchanged.log_probs.iter().zip(&p.log_probs).all(|(a, b)| (a - b).abs() < 1e-6));
+        // softmax(ln(p) / 2) is sqrt(p), normalised.
+        let softened = p.with_temperature(Some(2.0)).probabilities_of(0);
+        let roots = [0.7f32.sqrt(), 0.2f32.sqrt(), 0.1f32.sqrt()];
+        let total: f32 = roots.iter().sum();
+        assert!(softened.iter().zip(roots).all(|(got, root)| (got - root / total).abs() < 1e-6), "{softened:?}");
+        assert_eq!(p.with_temperature(Some(0.5)).predicted(1), 2, "the ranking stays");
+    }
+
+    #[test]
+    fn tta_mixes_a_quarter_of_the_plain_pass_with_the_mean_of_the_copies() {
+        let plain = predictions(&[[0.6, 0.3, 0.1]], &[0]);
+        let copies = [predictions(&[[0.2, 0.4, 0.4]], &[0]), predictions(&[[0.4, 0.4, 0.2]], &[0])];
+        let mixed = Predictions::test_time_augmented(&plain, &copies, 0.25).probabilities_of(0);
+        let expected = [0.25 * 0.6 + 0.75 * 0.3, 0.25 * 0.3 + 0.75 * 0.4, 0.25 * 0.1 + 0.75 * 0.3];
+        assert!(mixed.iter().zip(expected).all(|(got, want)| (got - want).abs() < 1e-6), "{mixed:?}");
     }
 }

@@ -90,11 +90,8 @@ impl Interpretation {
             .collect();
         // Stable: equal counts keep the matrix's (actual, predicted) order.
         most_confused.sort_by_key(|c| std::cmp::Reverse(c.count));
-        let mut rows: Vec<usize> = (0..predictions.len()).collect();
-        rows.sort_by(|&a, &b| predictions.loss(b).total_cmp(&predictions.loss(a)));
-        let top_losses = rows
+        let top_losses = top_loss_rows(predictions, top)
             .into_iter()
-            .take(top)
             .map(|row| {
                 let loss = predictions.loss(row);
                 let image = &images[predictions.items[row]];
@@ -124,6 +121,15 @@ impl Interpretation {
         let total: usize = self.confusion[actual].iter().sum();
         self.confusion[actual].iter().map(|&count| ratio(count as f64, total as f64)).collect()
     }
+}
+
+/// The rows of the `top` highest losses, highest first (the order of
+/// [`Interpretation::top_losses`]).
+pub fn top_loss_rows(predictions: &Predictions, top: usize) -> Vec<usize> {
+    let mut rows: Vec<usize> = (0..predictions.len()).collect();
+    rows.sort_by(|&a, &b| predictions.loss(b).total_cmp(&predictions.loss(a)));
+    rows.truncate(top);
+    rows
 }
 
 /// `numerator / denominator`, 0 when nothing was counted (scikit-learn's zero_division=0).

@@ -13,12 +13,14 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
 
+use super::cam::{self, Heatmap};
 use super::checkpoint::{self, CheckpointState, CyclePosition};
 use super::data::TrainData;
 use super::export::{self, ExportHeader};
-use super::inference::{self, Predictions};
+use super::inference::{self, Predictions, Tta};
 use super::lr_find::{LrFindOptions, LrFindResult, LrRecorder};
 use super::metrics::{SmoothedLoss, Tally};
+use super::onnx::{self, OnnxSummary};
 use super::optimizer::{CycledAdamW, Hypers};
 use super::pretrained;
 use super::schedule::{MaxLr, OneCycle};
@@ -67,6 +69,9 @@ pub struct Learner {
     history: Vec<EpochRow>,
     run_dir: PathBuf,
     settings: LearnerSettings,
+    /// Temperature scaling fitted on the validation set, cleared when training changes the
+    /// weights it was fitted to.
+    temperature: Option<f32>,
 }
 
 impl Learner {
@@ -99,6 +104,7 @@ impl Learner {
             history: Vec::new(),
             run_dir,
             settings,
+            temperature: None,
         }
     }
 
@@ -139,6 +145,7 @@ impl Learner {
             history: state.history,
             run_dir,
             settings,
+            temperature: state.temperature,
         }))
     }
 
@@ -160,6 +167,16 @@ impl Learner {
 
     pub fn run_dir(&self) -> &Path {
         &self.run_dir
+    }
+
+    /// The calibration temperature, when the learner was calibrated since it last trained.
+    pub fn temperature(&self) -> Option<f32> {
+        self.temperature
+    }
+
+    /// Sets (or clears) the calibration temperature; kept by the next [`Learner::save`].
+    pub fn set_temperature(&mut self, temperature: Option<f32>) {
+        self.temperature = temperature;
     }
 
     /// Whether this learner was trained on the split that `data` holds.
@@ -242,6 +259,12 @@ impl Learner {
             valid_images: data.valid.len(),
             max_lrs: cycle.schedule.max_lrs.clone(),
         }));
+        if self.temperature.take().is_some() {
+            emit.info(
+                "training changes the weights: the calibration temperature is dropped (interpret --calibrate fits a new one)"
+                    .into(),
+            );
+        }
         let mut smooth = SmoothedLoss::new();
         while !cycle.is_complete() {
             let started = Instant::now();
@@ -283,6 +306,9 @@ impl Learner {
                     seconds: started.elapsed().as_secs_f64(),
                 }));
             }
+            // The training steps' freed activations go back to the kernel before validation and
+            // the checkpoint take their own memory: the epoch's peak stays that of a step.
+            crate::system::release_freed_memory();
             let Ok(tally) = self.validate(data, emit, cancel) else {
                 return Err(self.stop_cancelled(cycle, emit).into());
             };
@@ -356,6 +382,37 @@ impl Learner {
             emit,
             cancel,
         )
+    }
+
+    /// The augmented passes of test-time augmentation over `items`, uncalibrated (combine them
+    /// with the plain pass in [`inference::TtaPredictions::new`]).
+    pub fn predict_augmented(
+        &self,
+        data: &TrainData,
+        items: &[usize],
+        tta: Tta,
+        emit: &dyn Emit,
+        cancel: &CancelToken,
+    ) -> Result<Vec<Predictions>, Cancelled> {
+        inference::predict_augmented(
+            &self.model.valid(),
+            &self.device.clone().inner(),
+            data.cache.clone(),
+            items,
+            self.settings.batch_size,
+            self.settings.workers,
+            tta,
+            Stage::Validate,
+            emit,
+            cancel,
+        )
+    }
+
+    /// Grad-CAM heatmaps of `items` (positions in `data.cache`), each for the class at the same
+    /// position of `classes`.
+    pub fn grad_cam(&self, data: &TrainData, items: &[usize], classes: &[usize]) -> Result<Vec<Heatmap>> {
+        cam::check(self.arch, self.image_size)?;
+        cam::grad_cam(&self.model, &self.device, data.cache.clone(), items, classes, self.settings.batch_size)
     }
 
     /// fastai's `freeze()` / `unfreeze()`: with the body frozen only the head and the
@@ -458,8 +515,24 @@ impl Learner {
 
     /// The lesson's `learn.export()`: one file with the weights and what prediction needs.
     pub fn export(&self, path: &Path) -> Result<()> {
+        export::write(path, &self.export_header()?, &self.weight_bytes()?)
+    }
+
+    /// The model as a standard ONNX file (see [`onnx`]), for inference servers.
+    pub fn export_onnx(&self, path: &Path) -> Result<OnnxSummary> {
+        onnx::write(&self.model.valid(), &self.export_header()?, path)
+    }
+
+    fn export_header(&self) -> Result<ExportHeader> {
+        if self.epochs_done == 0 {
+            bail!(
+                "the {} in {} is not trained yet: run `mednist train` before exporting it",
+                self.arch,
+                self.run_dir.display()
+            );
+        }
         let header = ExportHeader::new(self.arch, self.classes.clone(), self.image_size, self.window, self.epochs_done);
-        export::write(path, &header, &self.weight_bytes()?)
+        Ok(header.with_temperature(self.temperature))
     }
 
     /// Writes the checkpoint for the epochs done so far into the run folder: a fit does after
@@ -479,6 +552,7 @@ impl Learner {
             history: self.history.clone(),
             model_file: String::new(),
             optimizer_file: String::new(),
+            temperature: self.temperature,
         };
         checkpoint::save(
             &self.run_dir,

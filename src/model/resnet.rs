@@ -82,6 +82,13 @@ impl ResNet {
         }
     }
 
+    /// Side of the feature maps out of `layer4` for square images of side `image_side`: the
+    /// stem's convolution and max pool and the first block of layers 2 to 4 each halve it,
+    /// rounding up (`(s + 2 * pad - kernel) / 2 + 1` with their kernels and paddings).
+    pub fn output_side(image_side: usize) -> usize {
+        (0..5).fold(image_side, |side, _| side.div_ceil(2))
+    }
+
     pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
         let x = ops::relu(ops::batch_norm(&self.bn1, ops::conv2d(&self.conv1, images)));
         let x = self.maxpool.forward(x);

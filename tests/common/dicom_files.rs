@@ -59,7 +59,7 @@ pub fn files() -> &'static Files {
         let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap().keep();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-test-dicom.py");
         // The LibTorch venv, where scripts/setup-test-python.sh installs pydicom.
-        let python = python::test_python();
+        let python = python::python();
         let output = Command::new(&python).arg(&script).arg(&root).output().unwrap_or_else(|error| {
             panic!(
                 "cannot run {} ({error}): the DICOM tests need Python with pydicom and imagecodecs; \

@@ -1,10 +1,11 @@
-//! The Python the tests run helpers with: the one LibTorch was installed from.
+//! The Python of the LibTorch venv, where the tests find torch (scripts/setup-libtorch.sh),
+//! pydicom, onnxruntime and onnx (scripts/setup-test-python.sh).
 
 use std::path::PathBuf;
 
 /// `MEDNIST_TEST_PYTHON`, else the setup script's venv: `MEDNIST_TORCH_VENV`, or
 /// `${XDG_CACHE_HOME:-$HOME/.cache}/mednist/torch-venv` as scripts/setup-libtorch.sh has it.
-pub fn test_python() -> PathBuf {
+pub fn python() -> PathBuf {
     if let Some(python) = std::env::var_os("MEDNIST_TEST_PYTHON") {
         return python.into();
     }
@@ -14,5 +15,7 @@ pub fn test_python() -> PathBuf {
             .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache"));
         cache.join("mednist/torch-venv")
     });
-    venv.join("bin/python")
+    let python = venv.join("bin/python");
+    assert!(python.is_file(), "no Python with torch at {}: run scripts/setup-libtorch.sh", python.display());
+    python
 }

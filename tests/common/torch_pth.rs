@@ -1,20 +1,13 @@
 //! Writes PyTorch state dicts (`.pth`) with the Python torch that LibTorch was installed
 //! from (scripts/setup-libtorch.sh), so the tests load files PyTorch itself made.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use mednist::learn::device::DeviceChoice;
 use mednist::model::{Arch, NamedTensor, ResNet, named_tensors};
 
-#[path = "python.rs"]
-mod python;
-
-fn python() -> PathBuf {
-    let python = python::test_python();
-    assert!(python.is_file(), "no Python with torch at {}: run scripts/setup-libtorch.sh", python.display());
-    python
-}
+use super::python::python;
 
 /// One tensor of the state dict: every element is `fill`.
 pub struct Entry {

@@ -1,0 +1,172 @@
+//! Charts printed as text: a ratatui widget rendered into an off-screen buffer and read back
+//! cell by cell (braille, no colours), for terminals and logs alike. The ROC and reliability
+//! charts are widgets a pane can draw as they are, in its theme's colours.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::symbols::Marker;
+use ratatui::text::Line;
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition, Paragraph, Widget};
+
+use crate::learn::calibration::ReliabilityBin;
+use crate::learn::clinical::{ClinicalMetrics, RocCurve};
+use crate::learn::evaluate::Calibration;
+use crate::tui::theme::Theme;
+
+/// What `draw` paints on a `width` x `height` buffer, as lines of text without trailing blanks.
+pub fn text_of((width, height): (u16, u16), draw: impl FnOnce(Rect, &mut Buffer)) -> String {
+    let area = Rect::new(0, 0, width, height);
+    let mut buffer = Buffer::empty(area);
+    draw(area, &mut buffer);
+    (0..height)
+        .map(|y| (0..width).map(|x| buffer[(x, y)].symbol()).collect::<String>().trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The chance line, (0, 0) to (1, 1).
+const DIAGONAL: [(f64, f64); 2] = [(0.0, 0.0), (1.0, 1.0)];
+
+/// One class's ROC curve.
+pub struct RocChart<'a> {
+    curve: &'a RocCurve,
+}
+
+impl<'a> RocChart<'a> {
+    pub fn new(curve: &'a RocCurve) -> Self {
+        Self { curve }
+    }
+
+    pub fn widget(&self, theme: &Theme) -> Chart<'a> {
+        let datasets = vec![
+            Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(theme.dim()).data(&DIAGONAL),
+            Dataset::default()
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(theme.train_loss())
+                .data(&self.curve.points),
+        ];
+        unit_chart(datasets, "1-specificity", "sensitivity", theme)
+    }
+}
+
+/// Every class's ROC curve, two charts a row, each under a line with its AUC.
+pub fn roc_text(metrics: &ClinicalMetrics, width: u16) -> String {
+    const CHART_HEIGHT: u16 = 11;
+    let rows = metrics.roc.len().div_ceil(2) as u16;
+    text_of((width, rows * (CHART_HEIGHT + 1)), |area, buffer| {
+        let row_areas = Layout::vertical(vec![Constraint::Length(CHART_HEIGHT + 1); rows as usize]).split(area);
+        for (index, curve) in metrics.roc.iter().enumerate() {
+            let columns =
+                Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).split(row_areas[index / 2]);
+            let [title, chart] =
+                Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(columns[index % 2]);
+            let auc = super::interpret::estimate_text(&metrics.per_class[index].metrics.auc);
+            Paragraph::new(format!("{}  AUC {auc}", curve.class)).render(title, buffer);
+            if curve.points.is_empty() {
+                Paragraph::new("no curve: the class needs images of its own and of others").render(chart, buffer);
+            } else {
+                RocChart::new(curve).widget(&Theme::monochrome()).render(chart, buffer);
+            }
+        }
+    })
+}
+
+/// The reliability diagram: accuracy against mean confidence per bin, the diagonal perfect
+/// calibration; before and after the temperature when there is one.
+pub struct ReliabilityChart {
+    reported: Vec<(f64, f64)>,
+    uncalibrated: Option<Vec<(f64, f64)>>,
+}
+
+impl ReliabilityChart {
+    pub fn new(calibration: &Calibration) -> Self {
+        Self {
+            reported: points(&calibration.bins),
+            uncalibrated: calibration.uncalibrated.as_ref().map(|r| points(&r.bins)),
+        }
+    }
+
+    pub fn widget(&self, theme: &Theme) -> Chart<'_> {
+        let mut datasets = vec![
+            Dataset::default()
+                .name("perfect")
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(theme.dim())
+                .data(&DIAGONAL),
+        ];
+        if let Some(before) = &self.uncalibrated {
+            let dataset = Dataset::default().name("before (•)").marker(Marker::Dot).graph_type(GraphType::Scatter);
+            datasets.push(dataset.style(theme.valid_loss()).data(before));
+        }
+        let name = if self.uncalibrated.is_some() { "calibrated (█)" } else { "bins (█)" };
+        let dataset = Dataset::default().name(name).marker(Marker::Block).graph_type(GraphType::Scatter);
+        datasets.push(dataset.style(theme.train_loss()).data(&self.reported));
+        unit_chart(datasets, "confidence", "accuracy", theme)
+            .legend_position(Some(LegendPosition::TopLeft))
+            .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
+    }
+}
+
+/// The non-empty bins as (mean confidence, accuracy).
+fn points(bins: &[ReliabilityBin]) -> Vec<(f64, f64)> {
+    bins.iter().filter_map(|bin| Some((bin.confidence?, bin.accuracy?))).collect()
+}
+
+pub fn reliability_text(calibration: &Calibration, size: (u16, u16)) -> String {
+    text_of(size, |area, buffer| ReliabilityChart::new(calibration).widget(&Theme::monochrome()).render(area, buffer))
+}
+
+/// A chart over [0, 1] x [0, 1].
+fn unit_chart<'a>(datasets: Vec<Dataset<'a>>, x: &'a str, y: &'a str, theme: &Theme) -> Chart<'a> {
+    let axis = |title: &'a str| {
+        Axis::default().title(Line::styled(title, theme.dim())).bounds([0.0, 1.0]).labels(["0", "1"]).style(theme.dim())
+    };
+    Chart::new(datasets).style(theme.base()).x_axis(axis(x)).y_axis(axis(y)).legend_position(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::calibration::Reliability;
+    use crate::learn::clinical::Bootstrap;
+    use crate::learn::inference::Predictions;
+
+    fn predictions() -> Predictions {
+        let rows = [([0.9f32, 0.1], 0), ([0.6, 0.4], 1), ([0.2, 0.8], 1), ([0.3, 0.7], 0)];
+        Predictions {
+            classes: 2,
+            log_probs: rows.iter().flat_map(|(p, _)| p.map(f32::ln)).collect(),
+            labels: rows.iter().map(|(_, label)| *label).collect(),
+            items: (0..rows.len()).collect(),
+        }
+    }
+
+    #[test]
+    fn roc_charts_print_as_text_with_their_auc() {
+        let classes = ["left".to_string(), "right".to_string()];
+        let metrics = ClinicalMetrics::new(&classes, &predictions(), Bootstrap { resamples: 50, seed: 1 });
+        let text = roc_text(&metrics, 76);
+        assert!(text.contains("left  AUC 0.750") && text.contains("right  AUC 0.750"), "{text}");
+        assert!(text.contains("sensitivity") && text.contains("1-specificity"), "{text}");
+        assert!(text.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c)), "braille curves:\n{text}");
+        assert!(text.lines().all(|line| line.chars().count() <= 76));
+        assert!(!text.contains('\u{1b}'), "no escape codes in logs");
+    }
+
+    #[test]
+    fn the_reliability_diagram_shows_both_sides_of_a_temperature() {
+        let reliability = Reliability::new(&predictions());
+        let calibration = Calibration {
+            temperature: Some(1.5),
+            fitted_now: true,
+            ece: reliability.ece,
+            bins: reliability.bins.clone(),
+            uncalibrated: Some(reliability),
+        };
+        let text = reliability_text(&calibration, (60, 16));
+        assert!(text.contains("before") && text.contains("calibrated") && text.contains("█"), "{text}");
+        assert_eq!(text.lines().count(), 16);
+    }
+}
