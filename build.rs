@@ -1,6 +1,7 @@
 //! Bakes the LibTorch library folder into the binary's rpath, so `mednist` runs
 //! without LD_LIBRARY_PATH (torch-sys publishes that folder as link metadata), compiles
-//! the LibTorch kernels tch does not bind (src/model/kernels.cpp) against the same LibTorch,
+//! the LibTorch kernels and settings tch does not bind (src/model/kernels.cpp,
+//! src/learn/cuda.cpp) against the same LibTorch,
 //! and records the burn version for `mednist doctor`.
 use std::path::Path;
 
@@ -26,8 +27,10 @@ fn main() {
 /// wheel and in the standalone archive alike. The C++ ABI flag follows torch-sys's
 /// `LIBTORCH_CXX11_ABI` (default 1, as PyPI's wheels since torch 2.7).
 fn compile_kernels(lib: &Path) {
-    let source = "src/model/kernels.cpp";
-    println!("cargo:rerun-if-changed={source}");
+    let sources = ["src/model/kernels.cpp", "src/learn/cuda.cpp"];
+    for source in sources {
+        println!("cargo:rerun-if-changed={source}");
+    }
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let include = lib.parent().map(|torch| torch.join("include")).filter(|dir| dir.join("ATen").is_dir());
     let Some(include) = include else {
@@ -36,7 +39,7 @@ fn compile_kernels(lib: &Path) {
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
     cc::Build::new()
         .cpp(true)
-        .file(source)
+        .files(sources)
         .include(&include)
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))

@@ -1,22 +1,26 @@
 //! Training throughput of our learner against the PyTorch reference, side by side.
 //!
 //!     cargo bench --bench train -- [--arch resnet34] [--bs 64] [--steps 8] [--repeats 5] [--reference]
-//!         [--glibc-malloc-defaults]
+//!         [--device cpu|cuda[:N]] [--precision fp32|bf16|fp16] [--glibc-malloc-defaults]
 //!
-//! Times optimizer steps (forward, backward, AdamW) on a fixed random 3x64x64 batch, as
+//! Times optimizer steps (forward, backward, AdamW) on a fixed random 64x64 batch, as
 //! `../shared/bench/torch_reference.py --synthetic` does, and prints images per second per
-//! repeat and their median. `--reference` then runs that script with the same settings in the
-//! LibTorch venv (scripts/setup-bench.sh installs torchvision there) and prints the ratio.
+//! repeat and their median. Steps are queued as a fit queues them (the batch prepared where the
+//! learner prepares it, no loss read between steps); each repeat ends by reading its last loss,
+//! which waits for the device. `--reference` then runs that script with the same settings
+//! (`--amp` for the precision, `--device`) in the LibTorch venv (scripts/setup-bench.sh installs
+//! torchvision there; MEDNIST_BENCH_PYTHON names another Python) and prints the ratio.
 
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mednist::data::batches::{BatchPlan, Prefetcher};
+use mednist::data::batches::{BatchPlan, Feed};
 use mednist::data::cache::ImageCache;
 use mednist::learn::data::TrainData;
-use mednist::learn::device::DeviceChoice;
+use mednist::learn::device::{DeviceChoice, libtorch_device};
 use mednist::learn::learner::{Learner, LearnerSettings};
+use mednist::learn::precision::Precision;
 use mednist::model::Arch;
 use rand::{Rng, SeedableRng};
 
@@ -27,6 +31,8 @@ struct Options {
     repeats: usize,
     warmup: usize,
     threads: usize,
+    device: DeviceChoice,
+    precision: Precision,
     reference: bool,
     /// Leave glibc's allocator as it is (to measure what `reuse_freed_memory` gains).
     glibc_malloc_defaults: bool,
@@ -40,6 +46,8 @@ fn parse() -> Options {
         repeats: 5,
         warmup: 2,
         threads: 2,
+        device: DeviceChoice::Cpu,
+        precision: Precision::Fp32,
         reference: false,
         glibc_malloc_defaults: false,
     };
@@ -53,6 +61,8 @@ fn parse() -> Options {
             "--repeats" => options.repeats = value().parse().expect("a repeat count"),
             "--warmup" => options.warmup = value().parse().expect("a warm-up count"),
             "--threads" => options.threads = value().parse().expect("a thread count"),
+            "--device" => options.device = value().parse().expect("a device"),
+            "--precision" => options.precision = value().parse().expect("a precision"),
             "--reference" => options.reference = true,
             "--glibc-malloc-defaults" => options.glibc_malloc_defaults = true,
             "--bench" => {}
@@ -88,11 +98,12 @@ fn main() {
         dataset: std::path::PathBuf::new(),
         items: (0..count).map(|i| mednist::data::scan::Item::new(format!("synthetic/{i}.png"), i % 6)).collect(),
     };
-    let batch =
-        Prefetcher::new(data.cache.clone(), BatchPlan::evaluation(&data.train, count), 1, 1).next().expect("one batch");
+    let device = options.device.resolve().expect("the device");
+    let feed = Feed::for_device(libtorch_device(&device.0), None, None);
+    let batch = feed.batches(data.cache.clone(), BatchPlan::evaluation(&data.train, count)).next().expect("one batch");
     let run_dir = std::env::temp_dir().join("mednist-bench-train");
-    let device = DeviceChoice::Cpu.resolve().expect("the CPU");
-    let mut learner = Learner::new(options.arch, &data, device, run_dir, LearnerSettings::default());
+    let settings = LearnerSettings { precision: Some(options.precision), ..LearnerSettings::default() };
+    let mut learner = Learner::new(options.arch, &data, device, run_dir, settings);
     learner.set_learning_rate(1e-3);
 
     let first = Instant::now();
@@ -104,16 +115,17 @@ fn main() {
     let mut rates: Vec<f64> = (0..options.repeats)
         .map(|_| {
             let started = Instant::now();
-            for _ in 0..options.steps {
-                learner.train_batch(&batch);
-            }
+            let last = (0..options.steps).map(|_| learner.train_step(&batch)).last().expect("at least one step");
+            last.read();
             (options.batch_size * options.steps) as f64 / started.elapsed().as_secs_f64()
         })
         .collect();
     println!(
-        "[mednist train] arch={} bs={} threads={} first-step={first_step:.2}s img/s per repeat ({} steps each): {}",
+        "[mednist train] arch={} bs={} device={} precision={} threads={} first-step={first_step:.2}s img/s per repeat ({} steps each): {}",
         options.arch,
         options.batch_size,
+        options.device,
+        options.precision,
         tch::get_num_threads(),
         options.steps,
         rates.iter().map(|r| format!("{r:.1}")).collect::<Vec<_>>().join(", ")
@@ -125,6 +137,15 @@ fn main() {
         let reference = run_reference(&options);
         println!("[reference] MEDIAN={reference:.1} img/s");
         println!("ratio ours/PyTorch = {:.2}", ours / reference);
+    }
+}
+
+/// The reference's `--amp` for a precision.
+fn amp(precision: Precision) -> &'static str {
+    match precision {
+        Precision::Fp32 => "none",
+        Precision::Bf16 => "bf16",
+        Precision::Fp16 => "fp16",
     }
 }
 
@@ -144,6 +165,7 @@ fn run_reference(options: &Options) -> f64 {
         .args(["--bs", &options.batch_size.to_string(), "--threads", &options.threads.to_string()])
         .args(["--steps", &options.steps.to_string(), "--repeats", &options.repeats.to_string()])
         .args(["--warmup", &options.warmup.to_string()])
+        .args(["--device", &options.device.to_string(), "--amp", amp(options.precision)])
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e} (run scripts/setup-bench.sh)"));
     let stdout = String::from_utf8_lossy(&output.stdout);

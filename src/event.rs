@@ -74,6 +74,17 @@ pub enum Event {
     CheckpointSaved {
         epoch: usize,
         path: std::path::PathBuf,
+        /// Whether it is now the best epoch's checkpoint too.
+        best: bool,
+    },
+    /// Early stopping ended the fit: `monitor` had not improved on `best` (at `best_epoch`)
+    /// for `patience` epochs.
+    EarlyStopped {
+        epoch: usize,
+        monitor: String,
+        best_epoch: usize,
+        best: f64,
+        patience: usize,
     },
     /// Training stopped early on request; the last completed epoch's checkpoint stands.
     TrainCancelled {
@@ -99,6 +110,8 @@ pub fn kept_after_cancel(completed_epochs: usize) -> String {
 pub struct TrainStart {
     pub arch: String,
     pub device: String,
+    /// What the steps compute in: fp32, bf16 or fp16.
+    pub precision: String,
     pub classes: Vec<String>,
     /// Epoch number (0-based, counted over the learner's life) this fit starts at.
     pub first_epoch: usize,
@@ -134,6 +147,9 @@ pub struct EpochRow {
     pub seconds: f64,
     /// Training images per second over this epoch's batches.
     pub train_images_per_second: f64,
+    /// Time the training loop waited for batches (the data pipeline not keeping up).
+    #[serde(default)]
+    pub data_wait_seconds: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -31,8 +31,25 @@ pub struct Cuda {
     pub available: bool,
     pub cudnn: bool,
     pub devices: Vec<Gpu>,
-    /// Why GPU names could not be read (no NVIDIA driver, say), when CUDA reports devices.
+    /// Why GPU names could not be read (no NVIDIA driver, say), or why LibTorch cannot use
+    /// the GPUs the driver sees, with what to do.
     pub note: Option<String>,
+    /// The CUDA runtime this LibTorch was built with ("12.8"), when its CUDA library loads.
+    pub runtime: Option<String>,
+    /// A convolution forward and backward on each GPU, checked against the CPU.
+    pub smoke_test: Vec<SmokeTest>,
+}
+
+/// One device's result of [`conv_smoke_test`].
+#[derive(Debug, Clone, Serialize)]
+pub struct SmokeTest {
+    pub device: String,
+    pub passed: bool,
+    /// The largest difference from the CPU's output and weight gradient, relative to their
+    /// largest magnitude.
+    pub relative_difference: Option<f64>,
+    pub seconds: f64,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,8 +115,76 @@ pub fn release_freed_memory() {
 
 impl Cuda {
     fn none() -> Self {
-        Self { available: false, cudnn: false, devices: Vec::new(), note: None }
+        Self { available: false, cudnn: false, devices: Vec::new(), note: None, runtime: None, smoke_test: Vec::new() }
     }
+}
+
+/// Differences allowed from the CPU: TF32 convolutions keep a 10-bit mantissa (about 1e-3).
+const SMOKE_TOLERANCE: f64 = 1e-2;
+
+/// A 3x3 convolution's forward and its weight gradient on `device`, compared with the CPU's:
+/// proves the device computes, not only that it is listed.
+pub fn conv_smoke_test(device: tch::Device) -> SmokeTest {
+    let started = std::time::Instant::now();
+    let outcome = std::panic::catch_unwind(|| -> Result<f64, tch::TchError> {
+        let cpu = conv_forward_backward(tch::Device::Cpu)?;
+        let other = conv_forward_backward(device)?;
+        let mut worst: f64 = 0.0;
+        for (expected, got) in cpu.iter().zip(&other) {
+            let scale = expected.f_abs()?.f_max()?.f_double_value(&[])?.max(1e-12);
+            let difference = (expected - got.f_to_device(tch::Device::Cpu)?).f_abs()?.f_max()?.f_double_value(&[])?;
+            worst = worst.max(difference / scale);
+        }
+        Ok(worst)
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let name = match device {
+        tch::Device::Cuda(index) => format!("cuda:{index}"),
+        other => format!("{other:?}").to_lowercase(),
+    };
+    match outcome {
+        Ok(Ok(difference)) => SmokeTest {
+            device: name,
+            passed: difference <= SMOKE_TOLERANCE,
+            relative_difference: Some(difference),
+            seconds,
+            error: (difference > SMOKE_TOLERANCE)
+                .then(|| format!("differs from the CPU by {difference:.2e} (allowed {SMOKE_TOLERANCE:.0e})")),
+        },
+        Ok(Err(error)) => SmokeTest {
+            device: name,
+            passed: false,
+            relative_difference: None,
+            seconds,
+            error: Some(first_line(&error.to_string())),
+        },
+        Err(_) => SmokeTest {
+            device: name,
+            passed: false,
+            relative_difference: None,
+            seconds,
+            error: Some("LibTorch panicked in the convolution".into()),
+        },
+    }
+}
+
+/// The output and weight gradient of a small convolution on fixed inputs.
+fn conv_forward_backward(device: tch::Device) -> Result<[tch::Tensor; 2], tch::TchError> {
+    let options = (tch::Kind::Float, tch::Device::Cpu);
+    let input =
+        tch::Tensor::f_arange(2 * 3 * 16 * 16, options)?.f_sin()?.f_view([2, 3, 16, 16])?.f_to_device(device)?;
+    let weight = tch::Tensor::f_arange(4 * 3 * 3 * 3, options)?
+        .f_cos()?
+        .f_view([4, 3, 3, 3])?
+        .f_to_device(device)?
+        .f_set_requires_grad(true)?;
+    let output = input.f_conv2d::<tch::Tensor>(&weight, None, [1, 1], [1, 1], [1, 1], 1)?;
+    output.f_square()?.f_sum(tch::Kind::Float)?.f_backward()?;
+    Ok([output.f_detach()?, weight.grad()])
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or(text).trim().to_string()
 }
 
 /// Creates and reduces a small tensor: proves LibTorch's CPU library really works.
@@ -114,12 +199,18 @@ fn libtorch_smoke_test() -> Result<(), String> {
 
 fn probe_cuda() -> Cuda {
     let count = tch::Cuda::device_count();
-    let mut cuda =
-        Cuda { available: tch::Cuda::is_available(), cudnn: tch::Cuda::cudnn_is_available(), ..Cuda::none() };
+    let mut cuda = Cuda {
+        available: tch::Cuda::is_available(),
+        cudnn: tch::Cuda::cudnn_is_available(),
+        runtime: crate::learn::cuda::runtime_version().map(|(major, minor)| format!("{major}.{minor}")),
+        ..Cuda::none()
+    };
+    let nvml = nvml_wrapper::Nvml::init();
     if count == 0 {
+        cuda.note = nvml.ok().and_then(|nvml| unusable_gpus_note(&nvml, cuda.runtime.as_deref()));
         return cuda;
     }
-    match nvml_wrapper::Nvml::init() {
+    match nvml {
         Ok(nvml) => {
             for index in 0..count as u32 {
                 let device = nvml.device_by_index(index);
@@ -136,7 +227,23 @@ fn probe_cuda() -> Cuda {
             cuda.note = Some(format!("GPU names unavailable: NVML could not be loaded ({error})"));
         }
     }
+    cuda.smoke_test = (0..count as usize).map(|index| conv_smoke_test(tch::Device::Cuda(index))).collect();
     cuda
+}
+
+/// When the NVIDIA driver sees GPUs that LibTorch cannot use: the one line saying why and what
+/// to do (most often a driver older than the CUDA runtime of the torch wheel).
+fn unusable_gpus_note(nvml: &nvml_wrapper::Nvml, runtime: Option<&str>) -> Option<String> {
+    let gpus = nvml.device_count().ok().filter(|&n| n > 0)?;
+    let driver = nvml.sys_cuda_driver_version().ok().map(|v| format!("{}.{}", v / 1000, v % 1000 / 10));
+    Some(match (driver, runtime) {
+        (Some(driver), Some(runtime)) => format!(
+            "the NVIDIA driver sees {gpus} GPU(s) but LibTorch cannot use them: the driver supports CUDA up to {driver}, this LibTorch needs CUDA {runtime}; update the driver, or build against a torch wheel for CUDA {driver} or older (README: GPU machines)"
+        ),
+        _ => format!(
+            "the NVIDIA driver sees {gpus} GPU(s) but this LibTorch has no CUDA support: build against a CUDA torch wheel (scripts/setup-libtorch.sh installs one)"
+        ),
+    })
 }
 
 /// The folder of the libtorch_cpu library mapped into this process, from /proc/self/maps.
@@ -181,5 +288,25 @@ mod tests {
         let lib_dir = report.libtorch.lib_dir.expect("libtorch_cpu is mapped");
         assert!(lib_dir.join("libtorch_cpu.so").exists(), "{}", lib_dir.display());
         assert!(report.cpu_threads.unwrap() >= 1);
+    }
+
+    #[test]
+    fn the_smoke_test_computes_a_convolution_and_its_gradient() {
+        // On the CPU against itself: the comparison runs end to end and finds no difference.
+        let test = conv_smoke_test(tch::Device::Cpu);
+        assert!(test.passed, "{test:?}");
+        assert_eq!(test.relative_difference, Some(0.0));
+        let [output, gradient] = conv_forward_backward(tch::Device::Cpu).unwrap();
+        assert_eq!(output.size(), [2, 4, 16, 16]);
+        assert_eq!(gradient.size(), [4, 3, 3, 3]);
+        assert!(gradient.abs().sum(tch::Kind::Float).double_value(&[]) > 1.0, "the backward reached the weight");
+    }
+
+    #[test]
+    fn the_smoke_test_reports_a_device_that_cannot_compute() {
+        // A CUDA index that does not exist here (no GPU, or not that many): an error, not a panic.
+        let test = conv_smoke_test(tch::Device::Cuda(63));
+        assert!(!test.passed);
+        assert!(test.error.as_deref().is_some_and(|error| !error.is_empty()), "{test:?}");
     }
 }

@@ -93,7 +93,14 @@ fn setup_info() -> SetupInfo {
             mednist_version: "0.1.0",
             burn_version: "0.22.1",
             libtorch: LibTorch { version: Some("2.9.0+cu128".into()), lib_dir: None, error: None },
-            cuda: Cuda { available: false, cudnn: false, devices: Vec::new(), note: None },
+            cuda: Cuda {
+                available: false,
+                cudnn: false,
+                devices: Vec::new(),
+                note: None,
+                runtime: None,
+                smoke_test: Vec::new(),
+            },
             cpu_threads: Some(2),
             logical_cpus: 2,
             workspace: PathBuf::from("/home/user/.local/share/mednist"),
@@ -157,6 +164,7 @@ fn train_start(first_epoch: usize, cycle_epochs: usize) -> Event {
     Event::TrainStarted(TrainStart {
         arch: "resnet34".into(),
         device: "cpu (2 threads)".into(),
+        precision: "fp32".into(),
         classes: CLASSES.iter().map(|c| c.to_string()).collect(),
         first_epoch,
         cycle_epochs,
@@ -181,6 +189,7 @@ fn epoch_row(epoch: usize, valid_loss: f64) -> Event {
         accuracy: 1.0 - valid_loss / 10.0,
         seconds: 12.0,
         train_images_per_second: 120.0,
+        data_wait_seconds: 0.0,
     })
 }
 

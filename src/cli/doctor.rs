@@ -17,6 +17,13 @@ pub fn run(workspace: &Workspace, json: bool) -> anyhow::Result<()> {
             "LibTorch cannot be used: {error}. Reinstall it with scripts/setup-libtorch.sh and rebuild (see README.md)"
         );
     }
+    if let Some(failed) = report.cuda.smoke_test.iter().find(|test| !test.passed) {
+        bail!(
+            "the CUDA smoke test failed on {}: {}; check the driver with nvidia-smi, or train with --device cpu",
+            failed.device,
+            failed.error.as_deref().unwrap_or("wrong result")
+        );
+    }
     Ok(())
 }
 
@@ -40,6 +47,20 @@ fn render(report: &SystemReport) -> String {
         let memory =
             gpu.memory_bytes.map_or_else(String::new, |b| format!(", {:.1} GiB", b as f64 / (1u64 << 30) as f64));
         lines.push(("GPU", format!("cuda:{} {}{memory}", gpu.index, gpu.name)));
+    }
+    if let Some(runtime) = &cuda.runtime {
+        lines.push(("CUDA runtime", format!("{runtime} (LibTorch's)")));
+    }
+    if cuda.smoke_test.is_empty() {
+        lines.push(("smoke test", "not run (no CUDA device)".to_string()));
+    }
+    for test in &cuda.smoke_test {
+        let outcome = match (&test.error, test.relative_difference) {
+            (None, Some(difference)) => format!("passed (conv forward and backward, {difference:.1e} from the CPU)"),
+            (Some(error), _) => format!("FAILED: {error}"),
+            (None, None) => "FAILED".to_string(),
+        };
+        lines.push(("smoke test", format!("{} {outcome}, {:.2} s", test.device, test.seconds)));
     }
     if let Some(note) = &cuda.note {
         lines.push(("note", note.clone()));

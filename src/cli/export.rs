@@ -7,6 +7,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::cli::progress::StderrProgress;
+use crate::learn::checkpoint::Which;
 use crate::learn::device::DeviceChoice;
 use crate::learn::onnx;
 use crate::learn::open::open_saved;
@@ -19,6 +20,9 @@ pub struct ExportArgs {
     /// mednist: one file for `mednist predict`; onnx: a standard ONNX model (opset 17) for onnxruntime, Triton and the like
     #[arg(long, value_enum, default_value_t = ExportFormat::Mednist)]
     pub format: ExportFormat,
+    /// Which checkpoint: last, best (by the monitored figure) or the table's epoch number, when kept
+    #[arg(long, default_value = "last", value_name = "best|last|N")]
+    pub epoch: Which,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,7 +32,7 @@ pub enum ExportFormat {
 }
 
 pub fn run(workspace: &Workspace, args: &ExportArgs, json: bool) -> Result<()> {
-    let learner = open_saved(workspace, DeviceChoice::Cpu, &StderrProgress::new())?;
+    let learner = open_saved(workspace, args.epoch, DeviceChoice::Cpu, &StderrProgress::new())?;
     let default = match args.format {
         ExportFormat::Mednist => workspace.export_file(),
         ExportFormat::Onnx => workspace.export_file().with_extension("onnx"),

@@ -5,12 +5,13 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::cli::progress::StderrProgress;
+use crate::learn::checkpoint::Which;
 use crate::learn::device::DeviceChoice;
 use crate::learn::open::open_saved;
 use crate::workspace::Workspace;
 
 pub fn run(workspace: &Workspace, frozen: bool, json: bool) -> Result<()> {
-    let mut learner = open_saved(workspace, DeviceChoice::Cpu, &StderrProgress::new())?;
+    let mut learner = open_saved(workspace, Which::Last, DeviceChoice::Cpu, &StderrProgress::new())?;
     let was_frozen = learner.is_frozen();
     learner.set_frozen(frozen);
     learner.save()?;

@@ -18,6 +18,7 @@ use crate::data::cache::decode_gray;
 use crate::data::decode::decode_file;
 use crate::job::{CancelToken, is_cancelled};
 use crate::learn::cam::Heatmap;
+use crate::learn::checkpoint::Which;
 use crate::learn::clinical::{Bootstrap, ClinicalMetrics, Estimate, METRIC_NAMES, Metrics};
 use crate::learn::data::TrainData;
 use crate::learn::device::DeviceChoice;
@@ -38,8 +39,11 @@ pub struct InterpretArgs {
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
     /// Fit temperature scaling on the validation set and keep it with the learner: predict and export use it
-    #[arg(long)]
+    #[arg(long, conflicts_with = "epoch")]
     pub calibrate: bool,
+    /// Which checkpoint: last, best (by the monitored figure) or the table's epoch number, when kept
+    #[arg(long, default_value = "last", value_name = "best|last|N")]
+    pub epoch: Which,
     /// Bootstrap resamples of the validation images behind each 95% interval
     #[arg(long, default_value_t = 1000)]
     pub resamples: usize,
@@ -57,7 +61,7 @@ pub fn run(workspace: &Workspace, args: &InterpretArgs, json: bool) -> Result<()
     let cancel = CancelToken::new();
     crate::cli::cancel_on_interrupt(&cancel, "stopping");
     let progress = if json { StderrProgress::quiet() } else { StderrProgress::new() };
-    let mut learner = open_saved(workspace, args.device, &progress)?;
+    let mut learner = open_saved(workspace, args.epoch, args.device, &progress)?;
     // The learner's own window: the pixels it was trained on.
     let data = TrainData::load(workspace, learner.image_size, &learner.window, &progress, &cancel)?;
     let options = EvaluateOptions {

@@ -11,10 +11,12 @@ use crate::cli::progress::StderrProgress;
 use crate::data::window::Window;
 use crate::event::{Emit, EpochRow, Event, kept_after_cancel};
 use crate::job::{CancelToken, is_cancelled};
+use crate::learn::callbacks::Monitor;
 use crate::learn::checkpoint;
 use crate::learn::device::DeviceChoice;
 use crate::learn::learner::LearnerSettings;
 use crate::learn::open::{OpenOptions, Opened, open_learner};
+use crate::learn::precision::Precision;
 use crate::learn::pretrained::Pretrained;
 use crate::learn::schedule::MaxLr;
 use crate::model::Arch;
@@ -47,6 +49,18 @@ pub struct LearnerArgs {
     /// Start a new learner instead of continuing the last one
     #[arg(long)]
     pub fresh: bool,
+    /// Threads preparing batches [default: 1 on the CPU, 2 on a GPU, capped by the cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
+    /// Batches each worker keeps ready [default: 2 on the CPU, 4 on a GPU]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub prefetch: Option<u16>,
+    /// What training steps compute in: fp32, bf16 or fp16 (weights and checkpoints stay fp32) [default: fp32 on the CPU, bf16 on GPUs that have it]
+    #[arg(long, value_name = "fp32|bf16|fp16")]
+    pub precision: Option<Precision>,
+    /// Reproducible GPU runs: cuDNN's deterministic algorithms, no autotuner (slower)
+    #[arg(long)]
+    pub deterministic: bool,
 }
 
 impl LearnerArgs {
@@ -56,7 +70,15 @@ impl LearnerArgs {
             fresh: self.fresh,
             image_size: self.size,
             window: self.window,
-            settings: LearnerSettings { batch_size: self.bs, seed: self.seed, ..LearnerSettings::default() },
+            settings: LearnerSettings {
+                batch_size: self.bs,
+                seed: self.seed,
+                workers: self.workers.map(usize::from),
+                prefetch: self.prefetch.map(usize::from),
+                precision: self.precision,
+                deterministic: self.deterministic,
+                ..LearnerSettings::default()
+            },
             device: self.device,
             pretrained: self.pretrained.clone(),
         }
@@ -79,6 +101,12 @@ pub struct TrainArgs {
     /// After training, keep the checkpoint under NAME (the lesson's learn.save)
     #[arg(long, value_name = "NAME")]
     pub save: Option<String>,
+    /// The validation figure that picks the best checkpoint (kept beside the latest) and drives --patience
+    #[arg(long, default_value_t = Monitor::ValidLoss, value_name = "valid_loss|error_rate")]
+    pub monitor: Monitor,
+    /// Stop early once the monitored figure has not improved for N epochs (fastai's EarlyStoppingCallback)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub patience: Option<u16>,
 }
 
 pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
@@ -89,7 +117,10 @@ pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
         checkpoint::copy(&workspace.saved_model_dir(name)?, &workspace.current_run_dir())?;
         render.info(format!("loaded the checkpoint saved as {name}"));
     }
-    let Opened { mut learner, data, .. } = open_learner(workspace, &args.learner.open_options(), &render, &cancel)?;
+    let mut options = args.learner.open_options();
+    options.settings.monitor = args.monitor;
+    options.settings.patience = args.patience.map(usize::from);
+    let Opened { mut learner, data, .. } = open_learner(workspace, &options, &render, &cancel)?;
     let fitted = learner.fit_one_cycle(&data, args.epochs, args.max_lr, &render, &cancel);
     render.finish();
     let interrupted = matches!(&fitted, Err(error) if is_cancelled(error));
@@ -179,6 +210,9 @@ impl Emit for TrainRender {
                 }
             }
             Event::Epoch(row) => self.print_stdout(&format_row(&row)),
+            Event::EarlyStopped { monitor, best_epoch, best, patience, .. } => self.print_stdout(&format!(
+                "early stopping: {monitor} has not improved for {patience} epoch(s); the best, {best:.6} at epoch {best_epoch}, is kept (--epoch best)"
+            )),
             Event::CheckpointSaved { .. } | Event::TrainFinished { .. } | Event::TrainCancelled { .. } => {}
             other => match self.bar.lock().expect("bar lock").as_ref() {
                 Some(bar) => bar.suspend(|| self.other.emit(other)),
@@ -224,6 +258,7 @@ mod tests {
             accuracy: 0.991667,
             seconds: 61.4,
             train_images_per_second: 30.0,
+            data_wait_seconds: 0.0,
         };
         let line = format_row(&row);
         assert_eq!(line, "    2    0.123457    0.050000    0.008333  01:01");

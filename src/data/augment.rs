@@ -7,6 +7,9 @@
 
 use rand::Rng;
 
+#[cfg(test)]
+pub(crate) mod reference;
+
 /// The knobs of fastai's `aug_transforms()`, with its defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Augment {
@@ -96,28 +99,155 @@ impl Augment {
 pub fn apply(draw: &Draw, src: &[u8], side: usize, out: &mut [f32]) {
     assert_eq!(src.len(), side * side);
     assert_eq!(out.len(), side * side);
-    let affine = affine_matrix(draw);
-    let warp = (draw.warp != (0.0, 0.0)).then(|| warp_homography(draw.warp));
-    let lighting = (draw.brightness != 0.5 || draw.contrast != 1.0).then(|| (logit(draw.brightness), draw.contrast));
-    let last = (side - 1) as f64;
-    for row in 0..side {
-        let y = if side > 1 { row as f64 / last * 2.0 - 1.0 } else { 0.0 };
-        for col in 0..side {
-            let x = if side > 1 { col as f64 / last * 2.0 - 1.0 } else { 0.0 };
-            let mut p = mul(&affine, (x, y));
-            if let Some(h) = &warp {
-                p = mul(h, p);
+    let sampler = Sampler::new(draw, side);
+    for (row, out) in out.chunks_exact_mut(side.max(1)).enumerate() {
+        sampler.row(src, row, out);
+    }
+}
+
+impl Draw {
+    /// The map from output to input coordinates in grid_sample's [-1, 1] convention: the affine
+    /// part (flip · rotate · zoom), then the perspective warp. Homogeneous: divide by the third
+    /// coordinate.
+    pub fn sampling_matrix(&self) -> Mat3 {
+        let affine = affine_matrix(self);
+        if self.warp == (0.0, 0.0) { affine } else { matmul(&warp_homography(self.warp), &affine) }
+    }
+
+    /// The brightness as a logit and the contrast factor, when the draw changes the lighting.
+    pub fn lighting(&self) -> Option<(f64, f64)> {
+        let brightness = self.brightness.clamp(1e-7, 1.0 - 1e-7);
+        (self.brightness != 0.5 || self.contrast != 1.0)
+            .then(|| ((brightness / (1.0 - brightness)).ln(), self.contrast))
+    }
+}
+
+/// One image's resampling and lighting, precomputed from its draw, in f32: what a batch worker
+/// runs per pixel. The map works in pixel coordinates, so a pixel costs two multiply-adds per
+/// coordinate, and a division only under a perspective warp.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    side: usize,
+    /// Output pixel `(col, row, 1)` to input pixel coordinates, homogeneous.
+    map: [[f32; 3]; 3],
+    /// The third coordinate varies (a warp): divide by it.
+    perspective: bool,
+    /// The map is the identity: copy the pixels.
+    identity: bool,
+    lighting: Option<Lighting>,
+}
+
+/// `sigmoid((logit(v) + logit(brightness)) * contrast)`, rewritten as
+/// `1 / (1 + scale * ((1 - v) / v)^contrast)` with `scale = exp(-contrast * logit(brightness))`.
+#[derive(Debug, Clone, Copy)]
+struct Lighting {
+    contrast: f32,
+    scale: f32,
+}
+
+impl Lighting {
+    fn apply(self, v: f32) -> f32 {
+        let v = v.clamp(1e-7, 1.0 - 1e-7);
+        1.0 / (1.0 + self.scale * ((1.0 - v) / v).powf(self.contrast))
+    }
+}
+
+impl Sampler {
+    pub fn new(draw: &Draw, side: usize) -> Self {
+        let sampling = draw.sampling_matrix();
+        let identity = sampling == IDENTITY;
+        // Pixel coordinates from grid coordinates: p = (g + 1) / 2 * last.
+        let half = side.saturating_sub(1) as f64 / 2.0;
+        let to_pixels = [[half, 0.0, half], [0.0, half, half], [0.0, 0.0, 1.0]];
+        let map = if side > 1 {
+            let to_grid = [[1.0 / half, 0.0, -1.0], [0.0, 1.0 / half, -1.0], [0.0, 0.0, 1.0]];
+            matmul(&matmul(&to_pixels, &sampling), &to_grid)
+        } else {
+            // One pixel: every coordinate reads it.
+            [[0.0; 3], [0.0; 3], [0.0, 0.0, 1.0]]
+        };
+        let lighting = draw.lighting().map(|(brightness_logit, contrast)| Lighting {
+            contrast: contrast as f32,
+            scale: (-contrast * brightness_logit).exp() as f32,
+        });
+        Self {
+            side,
+            map: map.map(|row| row.map(|v| v as f32)),
+            perspective: map[2][0] != 0.0 || map[2][1] != 0.0,
+            identity,
+            lighting,
+        }
+    }
+
+    /// Output row `row` of `src` into `out` (`side` values in [0, 1]).
+    pub fn row(&self, src: &[u8], row: usize, out: &mut [f32]) {
+        let side = self.side;
+        if self.identity {
+            for (o, &p) in out.iter_mut().zip(&src[row * side..(row + 1) * side]) {
+                *o = p as f32 / 255.0;
             }
-            let mut v = sample_bilinear_reflect(src, side, (p.0 + 1.0) / 2.0 * last, (p.1 + 1.0) / 2.0 * last) / 255.0;
-            if let Some((brightness_logit, contrast)) = lighting {
-                v = sigmoid((logit(v) + brightness_logit) * contrast);
+        } else if self.perspective {
+            self.resample::<true>(src, row, out);
+        } else {
+            self.resample::<false>(src, row, out);
+        }
+        if let Some(lighting) = self.lighting {
+            for o in out.iter_mut() {
+                *o = lighting.apply(*o);
             }
-            out[row * side + col] = v as f32;
+        }
+    }
+
+    /// [`Sampler::row`]'s geometry, one loop for each kind of map so neither tests per pixel.
+    fn resample<const PERSPECTIVE: bool>(&self, src: &[u8], row: usize, out: &mut [f32]) {
+        const SCALE: f32 = 1.0 / 255.0;
+        let side = self.side;
+        let last = side.saturating_sub(1) as f32;
+        let [mx, my, mw] = self.map;
+        let y = row as f32;
+        let (x0, y0, w0) = (mx[1] * y + mx[2], my[1] * y + my[2], mw[1] * y + mw[2]);
+        for (col, o) in out.iter_mut().enumerate() {
+            let x = col as f32;
+            let (mut u, mut v) = (x0 + mx[0] * x, y0 + my[0] * x);
+            if PERSPECTIVE {
+                let w = w0 + mw[0] * x;
+                let inverse = if w == 0.0 { 1.0 } else { 1.0 / w };
+                (u, v) = (u * inverse, v * inverse);
+            }
+            *o = bilinear(src, side, reflect(u, last), reflect(v, last)) * SCALE;
         }
     }
 }
 
-type Mat3 = [[f64; 3]; 3];
+/// Reflects a pixel coordinate into [0, last], as grid_sample's reflection padding.
+#[inline]
+fn reflect(v: f32, last: f32) -> f32 {
+    if (0.0..=last).contains(&v) {
+        return v;
+    }
+    if last <= 0.0 {
+        return 0.0;
+    }
+    let period = 2.0 * last;
+    let v = v.abs() % period;
+    if v > last { period - v } else { v }
+}
+
+/// The bilinear interpolation of `src` at `(x, y)`, both in [0, side - 1].
+#[inline]
+fn bilinear(src: &[u8], side: usize, x: f32, y: f32) -> f32 {
+    let (x0, y0) = (x as usize, y as usize);
+    let (x1, y1) = ((x0 + 1).min(side - 1), (y0 + 1).min(side - 1));
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let (top, bottom) = (&src[y0 * side..], &src[y1 * side..]);
+    let top = top[x0] as f32 + (top[x1] as f32 - top[x0] as f32) * fx;
+    let bottom = bottom[x0] as f32 + (bottom[x1] as f32 - bottom[x0] as f32) * fx;
+    top + (bottom - top) * fy
+}
+
+pub type Mat3 = [[f64; 3]; 3];
+
+const IDENTITY: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
 
 fn affine_matrix(d: &Draw) -> Mat3 {
     let flip = [[if d.flip { -1.0 } else { 1.0 }, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
@@ -177,43 +307,6 @@ fn matmul(a: &Mat3, b: &Mat3) -> Mat3 {
     c
 }
 
-fn mul(m: &Mat3, (x, y): (f64, f64)) -> (f64, f64) {
-    let w = m[2][0] * x + m[2][1] * y + m[2][2];
-    let w = if w == 0.0 { 1.0 } else { w };
-    ((m[0][0] * x + m[0][1] * y + m[0][2]) / w, (m[1][0] * x + m[1][1] * y + m[1][2]) / w)
-}
-
-/// Reflects a pixel coordinate into [0, last], as grid_sample's reflection padding.
-fn reflect(mut v: f64, last: f64) -> f64 {
-    if last <= 0.0 {
-        return 0.0;
-    }
-    let period = 2.0 * last;
-    v = v.abs() % period;
-    if v > last { period - v } else { v }
-}
-
-fn sample_bilinear_reflect(src: &[u8], side: usize, x: f64, y: f64) -> f64 {
-    let last = (side - 1) as f64;
-    let (x, y) = (reflect(x, last), reflect(y, last));
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(side - 1), (y0 + 1).min(side - 1));
-    let (fx, fy) = (x - x0 as f64, y - y0 as f64);
-    let px = |r: usize, c: usize| src[r * side + c] as f64;
-    let top = px(y0, x0) * (1.0 - fx) + px(y0, x1) * fx;
-    let bottom = px(y1, x0) * (1.0 - fx) + px(y1, x1) * fx;
-    top * (1.0 - fy) + bottom * fy
-}
-
-fn logit(v: f64) -> f64 {
-    let v = v.clamp(1e-7, 1.0 - 1e-7);
-    (v / (1.0 - v)).ln()
-}
-
-fn sigmoid(v: f64) -> f64 {
-    1.0 / (1.0 + (-v).exp())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,17 +353,43 @@ mod tests {
     #[test]
     fn warp_homography_moves_corners_as_fastai() {
         let h = warp_homography((0.1, -0.05));
-        let (x, y) = mul(&h, (-1.0 - -0.05, -1.0 - 0.1));
+        let (x, y) = reference::mul(&h, (-1.0 - -0.05, -1.0 - 0.1));
         assert!((x + 1.0).abs() < 1e-9 && (y + 1.0).abs() < 1e-9);
         let identity = warp_homography((0.0, 0.0));
-        assert!((mul(&identity, (0.3, -0.7)).0 - 0.3).abs() < 1e-12);
+        assert!((reference::mul(&identity, (0.3, -0.7)).0 - 0.3).abs() < 1e-12);
     }
 
     #[test]
     fn reflection_stays_inside() {
-        assert_eq!(reflect(-2.0, 10.0), 2.0);
-        assert_eq!(reflect(12.0, 10.0), 8.0);
-        assert_eq!(reflect(25.0, 10.0), 5.0);
+        for (v, reflected) in [(-2.0, 2.0), (12.0, 8.0), (25.0, 5.0), (-23.0, 3.0), (4.5, 4.5)] {
+            assert_eq!(reflect(v, 10.0), reflected);
+            assert_eq!(reference::reflect(v as f64, 10.0), reflected as f64);
+        }
+    }
+
+    /// Random pixels: the steepest image there is, so coordinate errors show.
+    fn noise(side: usize, seed: u64) -> Vec<u8> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..side * side).map(|_| rng.random::<u8>()).collect()
+    }
+
+    #[test]
+    fn the_fast_sampler_matches_the_plain_formulas() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        // Stronger than the defaults, so reflection and steep lighting are exercised too. Not the
+        // warp: past about 0.35 the perspective divides by near zero at a corner, where f32 and
+        // f64 part ways (as PyTorch's f32 grid would).
+        let strong = Augment { max_rotate_deg: 45.0, max_zoom: 2.0, max_lighting: 0.6, ..Augment::default() };
+        for side in [1, 2, 7, 64] {
+            for (index, augment) in [Augment::default(), strong].iter().cycle().take(40).enumerate() {
+                let (src, draw) = (noise(side, index as u64), augment.draw(&mut rng));
+                let (mut fast, mut plain) = (vec![0.0; side * side], vec![0.0; side * side]);
+                apply(&draw, &src, side, &mut fast);
+                reference::apply(&draw, &src, side, &mut plain);
+                let difference = fast.iter().zip(&plain).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(difference < 1e-4, "side {side}, {draw:?}: differs by {difference}");
+            }
+        }
     }
 
     #[test]

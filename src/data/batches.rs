@@ -1,5 +1,7 @@
-//! Batches cut from the [`ImageCache`], augmented and normalised on worker threads ahead of
-//! the model, in a fixed order: the same seed gives the same batches however threads run.
+//! Batches cut from the [`ImageCache`] on worker threads ahead of the model, in a fixed order:
+//! the same seed gives the same batches however threads run. A batch is augmented and
+//! normalised either there, on the host, or later where the model runs ([`super::on_device`]);
+//! both draw the same parameters from the same seed.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -9,17 +11,17 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::augment::{self, Augment, Draw};
+use super::augment::{Augment, Draw, Sampler};
 use super::cache::ImageCache;
 
 /// ImageNet statistics, as the lesson normalises its (gray, replicated) images.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
-/// One batch ready for the model: `[len, 3, side, side]` normalised floats.
+/// One batch of images with their labels.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    pub images: Vec<f32>,
+    pub images: BatchImages,
     pub labels: Vec<i64>,
     /// Positions in the cache, for interpretation (which image was this?).
     pub indices: Vec<usize>,
@@ -36,6 +38,69 @@ impl Batch {
     }
 }
 
+/// A batch's images as they leave the host.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchImages {
+    /// Augmented and normalised: `[len, 3, side, side]` floats, ready for the model.
+    Normalised(Vec<f32>),
+    /// The cached pixels, `[len, side, side]`, and each image's draw: a twelfth of the bytes,
+    /// augmented and normalised where the model runs.
+    Raw { pixels: Vec<u8>, draws: Vec<Draw> },
+}
+
+/// Where batches are augmented and normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Preparation {
+    /// On the batch workers. The CPU's choice: there the model's own threads are the device's.
+    #[default]
+    Host,
+    /// On the model's device, from [`BatchImages::Raw`]: a GPU's choice.
+    Device,
+}
+
+impl Preparation {
+    /// On the host for the CPU (its cores are the model's, and the host sampler is the faster
+    /// there), on the device for a GPU.
+    pub fn for_device(device: tch::Device) -> Self {
+        if device == tch::Device::Cpu { Preparation::Host } else { Preparation::Device }
+    }
+}
+
+/// How batches reach the model: threads preparing them, how many each keeps ready, and where
+/// they are augmented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Feed {
+    pub workers: usize,
+    pub prefetch: usize,
+    pub preparation: Preparation,
+}
+
+impl Feed {
+    /// The defaults for `device`, with `workers` and `prefetch` when given. On the CPU one
+    /// worker, two batches ahead: it prepares batches a hundred times faster than the model
+    /// trains on them. On a GPU the workers only gather pixels, at gigabytes a second: two
+    /// (capped by the cores, one left for the thread queueing the GPU's work) keep it fed,
+    /// four batches ahead each to absorb hiccups.
+    pub fn for_device(device: tch::Device, workers: Option<usize>, prefetch: Option<usize>) -> Self {
+        let preparation = Preparation::for_device(device);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (default_workers, default_prefetch) = match preparation {
+            Preparation::Host => (1, 2),
+            Preparation::Device => (2.min(cores.saturating_sub(1)).max(1), 4),
+        };
+        Self {
+            workers: workers.unwrap_or(default_workers).max(1),
+            prefetch: prefetch.unwrap_or(default_prefetch).max(1),
+            preparation,
+        }
+    }
+
+    /// `plan`'s batches as this feed delivers them.
+    pub fn batches(&self, cache: Arc<ImageCache>, plan: BatchPlan) -> Prefetcher {
+        Prefetcher::new(cache, plan.prepared(self.preparation), self.workers, self.prefetch)
+    }
+}
+
 /// What to cut: which cache entries in which order, how many a batch, and how to augment.
 #[derive(Debug, Clone)]
 pub struct BatchPlan {
@@ -46,6 +111,7 @@ pub struct BatchPlan {
     pub augment: Option<Augment>,
     /// Seeds each batch's augmentation (with the batch's number).
     pub seed: u64,
+    pub preparation: Preparation,
 }
 
 impl BatchPlan {
@@ -53,12 +119,31 @@ impl BatchPlan {
     pub fn training(items: &[usize], batch_size: usize, augment: Augment, seed: u64, epoch: usize) -> Self {
         let mut order = items.to_vec();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed, epoch as u64, u64::MAX)));
-        Self { order, batch_size, drop_last: true, augment: Some(augment), seed: mix(seed, epoch as u64, 0) }
+        Self {
+            order,
+            batch_size,
+            drop_last: true,
+            augment: Some(augment),
+            seed: mix(seed, epoch as u64, 0),
+            preparation: Preparation::Host,
+        }
     }
 
     /// Validation or prediction: in order, no augmentation, every item.
     pub fn evaluation(items: &[usize], batch_size: usize) -> Self {
-        Self { order: items.to_vec(), batch_size, drop_last: false, augment: None, seed: 0 }
+        Self {
+            order: items.to_vec(),
+            batch_size,
+            drop_last: false,
+            augment: None,
+            seed: 0,
+            preparation: Preparation::Host,
+        }
+    }
+
+    /// The same plan, prepared `where`.
+    pub fn prepared(self, preparation: Preparation) -> Self {
+        Self { preparation, ..self }
     }
 
     /// Test-time augmentation: in order and every item, as [`BatchPlan::evaluation`], each
@@ -77,27 +162,43 @@ impl BatchPlan {
         let bs = self.batch_size.max(1);
         let indices = self.order[index * bs..((index + 1) * bs).min(self.order.len())].to_vec();
         let side = cache.side();
-        let plane = side * side;
-        let mut images = vec![0.0f32; indices.len() * 3 * plane];
-        let mut gray = vec![0.0f32; plane];
         let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed, index as u64, 1));
-        for (slot, &item) in indices.iter().enumerate() {
-            let draw = match &self.augment {
+        let draws: Vec<Draw> = indices
+            .iter()
+            .map(|_| match &self.augment {
                 Some(augment) => augment.draw(&mut rng),
                 None => Draw::IDENTITY,
-            };
-            augment::apply(&draw, cache.image(item), side, &mut gray);
-            let image = &mut images[slot * 3 * plane..(slot + 1) * 3 * plane];
-            for (channel, out) in image.chunks_exact_mut(plane).enumerate() {
-                let (mean, std) = (IMAGENET_MEAN[channel], IMAGENET_STD[channel]);
-                for (o, g) in out.iter_mut().zip(&gray) {
-                    *o = (g - mean) / std;
-                }
-            }
-        }
+            })
+            .collect();
+        let images = match self.preparation {
+            Preparation::Host => BatchImages::Normalised(normalised(cache, &indices, &draws)),
+            Preparation::Device => BatchImages::Raw {
+                pixels: indices.iter().flat_map(|&item| cache.image(item)).copied().collect(),
+                draws,
+            },
+        };
         let labels = indices.iter().map(|&i| cache.label(i) as i64).collect();
         Batch { images, labels, indices, side }
     }
+}
+
+/// `[len, 3, side, side]`: each image resampled under its draw, its gray replicated into three
+/// channels normalised with ImageNet's statistics.
+fn normalised(cache: &ImageCache, indices: &[usize], draws: &[Draw]) -> Vec<f32> {
+    let side = cache.side();
+    let plane = side * side;
+    let mut images = Vec::with_capacity(indices.len() * 3 * plane);
+    let mut gray = vec![0.0f32; plane];
+    for (&item, draw) in indices.iter().zip(draws) {
+        let sampler = Sampler::new(draw, side);
+        for (row, out) in gray.chunks_exact_mut(side).enumerate() {
+            sampler.row(cache.image(item), row, out);
+        }
+        for (mean, std) in IMAGENET_MEAN.into_iter().zip(IMAGENET_STD) {
+            images.extend(gray.iter().map(|g| (g - mean) / std));
+        }
+    }
+    images
 }
 
 /// Mixes a seed with two counters into a new seed (splitmix64 finaliser).
@@ -174,6 +275,13 @@ impl Drop for Prefetcher {
 mod tests {
     use super::*;
 
+    fn normalised(batch: Batch) -> Vec<f32> {
+        match batch.images {
+            BatchImages::Normalised(images) => images,
+            BatchImages::Raw { .. } => panic!("a batch prepared on the host"),
+        }
+    }
+
     fn cache(n: usize, side: usize) -> Arc<ImageCache> {
         let pixels = (0..n * side * side).map(|i| (i * 7 % 256) as u8).collect();
         Arc::new(ImageCache::from_pixels(side, pixels, (0..n as u32).map(|i| i % 3).collect()))
@@ -189,7 +297,7 @@ mod tests {
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 8);
-        assert_eq!(batches[0].images.len(), 4 * 3 * 16);
+        assert_eq!(normalised(batches[0].clone()).len(), 4 * 3 * 16);
     }
 
     #[test]
@@ -197,12 +305,12 @@ mod tests {
         let items: Vec<usize> = (0..12).collect();
         let run = |workers| -> Vec<Vec<f32>> {
             let plan = BatchPlan::training(&items, 4, Augment::default(), 9, 2);
-            Prefetcher::new(cache(12, 8), plan, workers, 2).map(|b| b.images).collect()
+            Prefetcher::new(cache(12, 8), plan, workers, 2).map(normalised).collect()
         };
         assert_eq!(run(1), run(3));
         let other_epoch: Vec<Vec<f32>> = {
             let plan = BatchPlan::training(&items, 4, Augment::default(), 9, 3);
-            Prefetcher::new(cache(12, 8), plan, 1, 2).map(|b| b.images).collect()
+            Prefetcher::new(cache(12, 8), plan, 1, 2).map(normalised).collect()
         };
         assert_ne!(run(1), other_epoch);
     }
@@ -216,9 +324,30 @@ mod tests {
         assert_eq!(batches[0].indices, vec![4, 0]);
         assert_eq!(batches[0].labels, vec![1, 0]);
         let raw = cache.image(4)[0] as f32 / 255.0;
+        let images = normalised(batches[0].clone());
         for channel in 0..3 {
-            let got = batches[0].images[channel * 4];
+            let got = images[channel * 4];
             assert!((got - (raw - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel]).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn a_batch_for_the_device_carries_the_pixels_and_the_hosts_draws() {
+        let (cache, items): (_, Vec<usize>) = (cache(12, 8), (0..12).collect());
+        let plan = BatchPlan::training(&items, 4, Augment::default(), 5, 1);
+        let host = plan.build(&cache, 2);
+        let device = plan.clone().prepared(Preparation::Device).build(&cache, 2);
+        assert_eq!((&device.indices, &device.labels), (&host.indices, &host.labels));
+        let BatchImages::Raw { pixels, draws } = device.images else { panic!("raw pixels for the device") };
+        let expected: Vec<u8> = host.indices.iter().flat_map(|&i| cache.image(i)).copied().collect();
+        assert_eq!(pixels, expected);
+        // The host's images are these draws applied to these pixels.
+        let mut gray = vec![0.0; 64];
+        crate::data::augment::apply(&draws[1], cache.image(host.indices[1]), 8, &mut gray);
+        let host_images = normalised(host);
+        let second = &host_images[3 * 64..4 * 64];
+        for (g, h) in gray.iter().zip(second) {
+            assert!(((g - IMAGENET_MEAN[0]) / IMAGENET_STD[0] - h).abs() < 1e-6);
         }
     }
 

@@ -9,6 +9,7 @@ pub mod dicom;
 pub mod download;
 pub mod embedded;
 pub mod fetch;
+pub mod on_device;
 pub mod scan;
 pub mod settings;
 pub mod split;

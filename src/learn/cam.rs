@@ -11,7 +11,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
-use super::inference::images_tensor;
+use super::inference::batch_tensors;
 use crate::data::batches::{BatchPlan, Prefetcher};
 use crate::data::cache::ImageCache;
 use crate::model::{Arch, Classifier, ResNet};
@@ -72,7 +72,8 @@ pub fn grad_cam(
     let plan = BatchPlan::evaluation(items, batch_size);
     let mut heatmaps = Vec::with_capacity(items.len());
     for (batch, wanted) in Prefetcher::new(cache, plan, 1, 1).zip(classes.chunks(batch_size.max(1))) {
-        let features = model.body.forward(images_tensor(batch.images, side, device)).detach().require_grad();
+        let (images, _) = batch_tensors(&batch, device, tch::Kind::Float);
+        let features = model.body.forward(images).detach().require_grad();
         let [count, channels, height, width] = features.dims();
         assert_eq!((height, width), (grid, grid), "ResNet::output_side({side})");
         let logits = model.head.forward(features.clone());

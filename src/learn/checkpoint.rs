@@ -22,6 +22,9 @@ use crate::workspace::{read_json, write_atomic, write_json_atomic};
 const STATE_FILE: &str = "checkpoint.json";
 /// The checkpoint of the epoch before the latest one.
 const PREVIOUS_FILE: &str = "checkpoint-previous.json";
+/// The checkpoint of the best epoch by the monitored validation figure: the same files as
+/// the latest checkpoint had when it was marked, kept while later epochs are written.
+const BEST_FILE: &str = "checkpoint-best.json";
 const FORMAT: u32 = 1;
 
 /// Where the learner stands, as recorded in `checkpoint.json`.
@@ -61,6 +64,11 @@ pub struct CyclePosition {
 impl CyclePosition {
     pub fn is_complete(&self) -> bool {
         self.epochs_done >= self.epochs
+    }
+
+    /// Early stopping: the cycle ends at the epochs done, so the next fit starts a new one.
+    pub fn end_early(&mut self) {
+        self.epochs = self.epochs_done;
     }
 }
 
@@ -158,6 +166,83 @@ fn checkpoint_at(dir: &Path, state_path: &Path) -> Result<Checkpoint> {
     Ok(Checkpoint { state, model, optimizer })
 }
 
+/// Marks the latest checkpoint in `dir` as the best one (a copy of its state naming the same
+/// files, which are then kept).
+pub fn mark_best(dir: &Path) -> Result<()> {
+    let state = read_state(&dir.join(STATE_FILE))?;
+    write_json_atomic(&dir.join(BEST_FILE), &state)
+}
+
+/// Which of a run's kept checkpoints to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Which {
+    /// The latest (falling back to the one before when damaged).
+    #[default]
+    Last,
+    /// The best epoch's, by the monitored figure.
+    Best,
+    /// The one after this many epochs in all (`--epoch N`: the table's epoch N is N + 1 done).
+    EpochsDone(usize),
+}
+
+impl std::str::FromStr for Which {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "last" => Ok(Which::Last),
+            "best" => Ok(Which::Best),
+            number => number
+                .parse::<usize>()
+                .map(|epoch| Which::EpochsDone(epoch + 1))
+                .map_err(|_| format!("'{text}' is not an epoch: use best, last or the table's epoch number")),
+        }
+    }
+}
+
+/// The checkpoint `which` names in `dir`, `None` when the run has none at all. An epoch that
+/// is not kept is an error listing those that are.
+pub fn load_which(dir: &Path, which: Which) -> Result<Option<Checkpoint>> {
+    let kept = || -> Vec<(String, CheckpointState)> {
+        [(STATE_FILE, "last"), (PREVIOUS_FILE, "previous"), (BEST_FILE, "best")]
+            .into_iter()
+            .filter_map(|(file, name)| read_state(&dir.join(file)).ok().map(|state| (name.to_string(), state)))
+            .collect()
+    };
+    let file = match which {
+        Which::Last => STATE_FILE.to_string(),
+        Which::Best => BEST_FILE.to_string(),
+        Which::EpochsDone(done) => {
+            let Some(file) = [STATE_FILE, PREVIOUS_FILE, BEST_FILE]
+                .into_iter()
+                .find(|file| read_state(&dir.join(file)).is_ok_and(|state| state.epochs_done == done))
+            else {
+                let listed: Vec<String> = kept()
+                    .iter()
+                    .filter_map(|(name, state)| {
+                        state.epochs_done.checked_sub(1).map(|epoch| format!("epoch {epoch} ({name})"))
+                    })
+                    .collect();
+                bail!(
+                    "epoch {} is not kept in {}: only the last, the previous and the best epochs are ({})",
+                    done - 1,
+                    dir.display(),
+                    if listed.is_empty() { "none yet".to_string() } else { listed.join(", ") }
+                );
+            };
+            file.to_string()
+        }
+    };
+    let path = dir.join(&file);
+    if !path.exists() {
+        if which == Which::Best && dir.join(STATE_FILE).exists() {
+            bail!("no best checkpoint in {}: it was trained before mednist kept one; train an epoch", dir.display());
+        }
+        return Ok(None);
+    }
+    checkpoint_at(dir, &path).map(Some)
+}
+
 /// Copies the latest checkpoint in `from` to `to` (the lesson's `learn.save` / `learn.load`).
 pub fn copy(from: &Path, to: &Path) -> Result<()> {
     let Some(checkpoint) = load(from)? else {
@@ -173,9 +258,10 @@ pub fn copy(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes weight and optimizer files that neither the latest nor the previous state names.
+/// Removes weight and optimizer files that neither the latest, the previous nor the best
+/// state names.
 fn remove_stale(dir: &Path) {
-    let named: Vec<String> = [STATE_FILE, PREVIOUS_FILE]
+    let named: Vec<String> = [STATE_FILE, PREVIOUS_FILE, BEST_FILE]
         .iter()
         .filter_map(|file| read_state(&dir.join(file)).ok())
         .flat_map(|state| [state.model_file, state.optimizer_file])

@@ -1,10 +1,15 @@
 //! `--device auto|cpu|cuda[:N]`: where LibTorch runs the model.
 
+// burn 0.22 deprecates its LibTorch backend in favour of CubeCL ones; this crate links
+// LibTorch on purpose.
+#![allow(deprecated)]
+
 use std::fmt;
 use std::str::FromStr;
 
 use anyhow::{Result, bail};
-use burn::tensor::Device;
+use burn::backend::LibTorch;
+use burn::tensor::{Device, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
@@ -17,9 +22,6 @@ pub enum DeviceChoice {
 
 impl DeviceChoice {
     /// The burn device and a label saying which it is (for the user).
-    // burn 0.22 deprecates its LibTorch backend in favour of CubeCL ones; this crate links
-    // LibTorch on purpose.
-    #[allow(deprecated)]
     pub fn resolve(self) -> Result<(Device, String)> {
         let gpus = tch::Cuda::device_count().max(0) as usize;
         match self {
@@ -33,6 +35,18 @@ impl DeviceChoice {
             ),
         }
     }
+}
+
+/// The LibTorch device behind a burn device (autodiff or not), for the work done with LibTorch
+/// directly: uploads, device-side augmentation, CUDA settings.
+pub fn libtorch_device(device: &Device) -> tch::Device {
+    // burn keeps its device type opaque; an empty tensor tells where it lives.
+    let probe = Tensor::<1>::empty([0], &device.clone().inner());
+    probe
+        .try_into_primitive::<LibTorch>()
+        .unwrap_or_else(|_| panic!("{device:?} is not a LibTorch device"))
+        .tensor
+        .device()
 }
 
 impl FromStr for DeviceChoice {
@@ -73,6 +87,13 @@ mod tests {
         assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda(0)));
         assert_eq!("cuda:1".parse(), Ok(DeviceChoice::Cuda(1)));
         assert!("gpu".parse::<DeviceChoice>().unwrap_err().contains("gpu"));
+    }
+
+    #[test]
+    fn the_cpu_is_libtorchs_cpu_with_or_without_autodiff() {
+        let (device, _) = DeviceChoice::Cpu.resolve().unwrap();
+        assert_eq!(libtorch_device(&device), tch::Device::Cpu);
+        assert_eq!(libtorch_device(&device.autodiff()), tch::Device::Cpu);
     }
 
     #[test]

@@ -15,8 +15,9 @@ use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
 use super::cam::{self, Heatmap};
+use super::device::libtorch_device;
 use super::inference::{self, Predictions, Tta, TtaPredictions};
-use crate::data::batches::{IMAGENET_MEAN, IMAGENET_STD};
+use crate::data::batches::{Feed, IMAGENET_MEAN, IMAGENET_STD};
 use crate::data::cache::ImageCache;
 use crate::data::window::Window;
 use crate::event::{Emit, Stage};
@@ -133,9 +134,8 @@ impl ExportedModel {
         cancel: &CancelToken,
     ) -> Result<Predictions, Cancelled> {
         let (cache, items) = self.cache(images);
-        let inner = self.device.clone().inner();
-        let predictions =
-            inference::predict(&self.model.valid(), &inner, cache, &items, BATCH, 1, Stage::Predict, emit, cancel)?;
+        let (model, device) = (self.model.valid(), self.device.clone().inner());
+        let predictions = self.pass(&model, &device, emit, cancel).predict(cache, &items)?;
         Ok(predictions.with_temperature(self.header.temperature))
     }
 
@@ -148,10 +148,10 @@ impl ExportedModel {
         cancel: &CancelToken,
     ) -> Result<TtaPredictions, Cancelled> {
         let (cache, items) = self.cache(images);
-        let (model, inner) = (self.model.valid(), self.device.clone().inner());
-        let plain = inference::predict(&model, &inner, cache.clone(), &items, BATCH, 1, Stage::Predict, emit, cancel)?;
-        let copies =
-            inference::predict_augmented(&model, &inner, cache, &items, BATCH, 1, tta, Stage::Predict, emit, cancel)?;
+        let (model, device) = (self.model.valid(), self.device.clone().inner());
+        let pass = self.pass(&model, &device, emit, cancel);
+        let plain = pass.predict(cache.clone(), &items)?;
+        let copies = pass.predict_augmented(cache, &items, tta)?;
         Ok(TtaPredictions::new(&plain, &copies, self.header.temperature))
     }
 
@@ -160,6 +160,18 @@ impl ExportedModel {
         cam::check(self.header.arch, self.header.image_size)?;
         let (cache, items) = self.cache(images);
         cam::grad_cam(&self.model, &self.device, cache, &items, classes, BATCH)
+    }
+
+    /// A prediction pass of `model` (this one's, in inference mode on `device`).
+    fn pass<'a>(
+        &self,
+        model: &'a Classifier,
+        device: &'a Device,
+        emit: &'a dyn Emit,
+        cancel: &'a CancelToken,
+    ) -> inference::Pass<'a> {
+        let feed = Feed::for_device(libtorch_device(device), None, None);
+        inference::Pass { model, device, batch_size: BATCH, feed, stage: Stage::Predict, emit, cancel }
     }
 
     fn cache(&self, images: Vec<Vec<u8>>) -> (Arc<ImageCache>, Vec<usize>) {

@@ -3,15 +3,22 @@
 //! [`predict_augmented`] for test-time augmentation), so they prepare images and read the
 //! model the same way.
 
+// burn 0.22 marks its LibTorch backend deprecated; it is this project's backend.
+#![allow(deprecated)]
+
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::backend::LibTorch;
+use burn::backend::libtorch::TchTensor;
+use burn::tensor::{Device, FloatDType, Int, Tensor};
 
+use super::device::libtorch_device;
 use super::metrics::Tally;
 use crate::data::augment::Augment;
-use crate::data::batches::{BatchPlan, Prefetcher};
+use crate::data::batches::{Batch, BatchPlan, Feed};
 use crate::data::cache::ImageCache;
+use crate::data::on_device;
 use crate::event::{Emit, Event, Stage};
 use crate::job::{CancelToken, Cancelled};
 use crate::model::Classifier;
@@ -136,83 +143,106 @@ impl TtaPredictions {
     }
 }
 
-/// A batch's prepared `[n, 3, side, side]` images as a tensor on `device`.
-pub fn images_tensor(images: Vec<f32>, side: usize, device: &Device) -> Tensor<4> {
-    let count = images.len() / (3 * side * side);
-    Tensor::<4>::from_data(TensorData::new(images, [count, 3, side, side]), device)
+/// A batch on `device` (autodiff or not): images `[n, 3, side, side]` in `kind`, labels `[n]`.
+pub fn batch_tensors(batch: &Batch, device: &Device, kind: tch::Kind) -> (Tensor<4>, Tensor<1, Int>) {
+    let on_device::DeviceBatch { images, labels } = on_device::upload(batch, libtorch_device(device), kind);
+    let images = Tensor::<4>::from_primitive::<LibTorch>(TchTensor::new(images));
+    let labels = Tensor::<1, Int>::from_primitive::<LibTorch>(TchTensor::new(labels));
+    if device.is_autodiff() { (images.autodiff(), labels.autodiff()) } else { (images, labels) }
 }
 
-/// Scores `items` of `cache` with `model` (already in inference mode) in batches of
-/// `batch_size`, reporting progress as `stage`.
-#[allow(clippy::too_many_arguments)]
-pub fn predict(
-    model: &Classifier,
-    device: &Device,
-    cache: Arc<ImageCache>,
-    items: &[usize],
-    batch_size: usize,
-    workers: usize,
-    stage: Stage,
-    emit: &dyn Emit,
-    cancel: &CancelToken,
-) -> Result<Predictions, Cancelled> {
-    predict_plan(model, device, cache, BatchPlan::evaluation(items, batch_size), workers, stage, emit, cancel)
+/// A model (already in inference mode) scoring cached images in batches, reporting progress
+/// as `stage`.
+pub struct Pass<'a> {
+    pub model: &'a Classifier,
+    pub device: &'a Device,
+    pub batch_size: usize,
+    pub feed: Feed,
+    pub stage: Stage,
+    pub emit: &'a dyn Emit,
+    pub cancel: &'a CancelToken,
 }
 
-/// The `tta.copies` passes of test-time augmentation: `items` augmented as in training, each
-/// copy seeded apart.
-#[allow(clippy::too_many_arguments)]
-pub fn predict_augmented(
-    model: &Classifier,
-    device: &Device,
-    cache: Arc<ImageCache>,
-    items: &[usize],
-    batch_size: usize,
-    workers: usize,
-    tta: Tta,
-    stage: Stage,
-    emit: &dyn Emit,
-    cancel: &CancelToken,
-) -> Result<Vec<Predictions>, Cancelled> {
-    (0..tta.copies.get())
-        .map(|copy| {
-            let seed = tta.seed.wrapping_add(copy as u64);
-            let plan = BatchPlan::augmented(items, batch_size, Augment::default(), seed);
-            predict_plan(model, device, cache.clone(), plan, workers, stage, emit, cancel)
-        })
-        .collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn predict_plan(
-    model: &Classifier,
-    device: &Device,
-    cache: Arc<ImageCache>,
-    plan: BatchPlan,
-    workers: usize,
-    stage: Stage,
-    emit: &dyn Emit,
-    cancel: &CancelToken,
-) -> Result<Predictions, Cancelled> {
-    let total = plan.order.len() as u64;
-    emit.emit(Event::StageStarted { stage, total: Some(total) });
-    let mut predictions = Predictions::default();
-    for batch in Prefetcher::new(cache, plan, workers, 2) {
-        if let Err(cancelled) = cancel.check() {
-            emit.emit(Event::StageFinished { stage });
-            return Err(cancelled);
-        }
-        let images = images_tensor(batch.images, batch.side, device);
-        let log_probs = burn::tensor::activation::log_softmax(model.forward(images), 1);
-        predictions.classes = log_probs.dims()[1];
-        let values = log_probs.into_data().try_into_vec::<f32>().expect("log-probabilities are f32");
-        predictions.log_probs.extend(values);
-        predictions.labels.extend(batch.labels.iter().map(|&label| label as usize));
-        predictions.items.extend(batch.indices);
-        emit.emit(Event::Progress { stage, done: predictions.len() as u64, total: Some(total) });
+impl Pass<'_> {
+    /// Log-probabilities of `items` (positions in `cache`).
+    pub fn predict(&self, cache: Arc<ImageCache>, items: &[usize]) -> Result<Predictions, Cancelled> {
+        self.predict_plan(cache, BatchPlan::evaluation(items, self.batch_size))
     }
-    emit.emit(Event::StageFinished { stage });
-    Ok(predictions)
+
+    /// The `tta.copies` passes of test-time augmentation: `items` augmented as in training, each
+    /// copy seeded apart.
+    pub fn predict_augmented(
+        &self,
+        cache: Arc<ImageCache>,
+        items: &[usize],
+        tta: Tta,
+    ) -> Result<Vec<Predictions>, Cancelled> {
+        (0..tta.copies.get())
+            .map(|copy| {
+                let seed = tta.seed.wrapping_add(copy as u64);
+                let plan = BatchPlan::augmented(items, self.batch_size, Augment::default(), seed);
+                self.predict_plan(cache.clone(), plan)
+            })
+            .collect()
+    }
+
+    fn predict_plan(&self, cache: Arc<ImageCache>, plan: BatchPlan) -> Result<Predictions, Cancelled> {
+        let mut predictions = Predictions::default();
+        self.for_each_batch(cache, plan, |batch, log_probs, _| {
+            predictions.classes = log_probs.dims()[1];
+            let values = log_probs.into_data().try_into_vec::<f32>().expect("log-probabilities are f32");
+            predictions.log_probs.extend(values);
+            predictions.labels.extend(batch.labels.iter().map(|&label| label as usize));
+            predictions.items.extend(batch.indices.iter().copied());
+        })?;
+        Ok(predictions)
+    }
+
+    /// Loss, error rate and accuracy on `items`, summed on the device and read once at the end:
+    /// no batch waits for the host.
+    pub fn tally(&self, cache: Arc<ImageCache>, items: &[usize]) -> Result<Tally, Cancelled> {
+        let mut sums: Option<(Tensor<1>, Tensor<1, Int>)> = None;
+        self.for_each_batch(cache, BatchPlan::evaluation(items, self.batch_size), |_, log_probs, labels| {
+            let picked = log_probs.clone().gather(1, labels.clone().unsqueeze_dim(1));
+            let loss_sum = picked.cast(FloatDType::F64).sum().neg();
+            let errors = log_probs.argmax(1).flatten::<1>(0, 1).not_equal(labels).int().sum();
+            sums = Some(match sums.take() {
+                Some((loss, wrong)) => (loss + loss_sum, wrong + errors),
+                None => (loss_sum, errors),
+            });
+        })?;
+        let mut tally = Tally::default();
+        if let Some((loss_sum, errors)) = sums {
+            tally.add(loss_sum.into_scalar::<f64>(), errors.into_scalar::<i64>() as usize, items.len());
+        }
+        Ok(tally)
+    }
+
+    /// Runs the model over `plan`'s batches: `each` gets every batch with its
+    /// log-probabilities and its labels on the device.
+    fn for_each_batch(
+        &self,
+        cache: Arc<ImageCache>,
+        plan: BatchPlan,
+        mut each: impl FnMut(&Batch, Tensor<2>, Tensor<1, Int>),
+    ) -> Result<(), Cancelled> {
+        let (stage, emit) = (self.stage, self.emit);
+        let total = Some(plan.order.len() as u64);
+        emit.emit(Event::StageStarted { stage, total });
+        let mut done = 0;
+        for batch in self.feed.batches(cache, plan) {
+            if let Err(cancelled) = self.cancel.check() {
+                emit.emit(Event::StageFinished { stage });
+                return Err(cancelled);
+            }
+            let (images, labels) = batch_tensors(&batch, self.device, tch::Kind::Float);
+            each(&batch, burn::tensor::activation::log_softmax(self.model.forward(images), 1), labels);
+            done += batch.len() as u64;
+            emit.emit(Event::Progress { stage, done, total });
+        }
+        emit.emit(Event::StageFinished { stage });
+        Ok(())
+    }
 }
 
 #[cfg(test)]

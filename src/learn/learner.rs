@@ -4,30 +4,37 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::{Module, ParamGroup};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bytes, Device};
 
+use super::callbacks::{
+    BatchEvents, EarlyStopping, EpochRecord, LrSweep, Monitor, OneCycleSchedule, SaveCheckpoints, TerminateOnNan,
+};
 use super::cam::{self, Heatmap};
-use super::checkpoint::{self, CheckpointState, CyclePosition};
+use super::checkpoint::{self, Checkpoint, CheckpointState, CyclePosition, Which};
+use super::cuda::CudaSettings;
 use super::data::TrainData;
+use super::device::libtorch_device;
 use super::export::{self, ExportHeader};
-use super::inference::{self, Predictions, Tta};
+use super::fit::{self, Callback, LoopEnd, LoopPlan};
+use super::inference::{self, Pass, Predictions, Tta};
 use super::lr_find::{LrFindOptions, LrFindResult, LrRecorder};
-use super::metrics::{SmoothedLoss, Tally};
+use super::metrics::Tally;
 use super::onnx::{self, OnnxSummary};
 use super::optimizer::{CycledAdamW, Hypers};
+use super::precision::{GradScaler, Precision};
 use super::pretrained;
 use super::schedule::{MaxLr, OneCycle};
+use super::step::PendingLoss;
 use crate::data::augment::Augment;
-use crate::data::batches::{Batch, BatchPlan, Prefetcher};
+use crate::data::batches::{Batch, BatchPlan, Feed, Prefetcher};
 use crate::data::window::Window;
-use crate::event::{BatchEnd, Emit, EpochRow, Event, LrStep, Stage, TrainStart};
+use crate::event::{Emit, EpochRow, Event, Stage, TrainStart};
 use crate::job::{CancelToken, Cancelled};
 use crate::model::{Arch, Classifier, LayerGroup};
 
@@ -40,13 +47,59 @@ pub struct LearnerSettings {
     pub batch_size: usize,
     pub weight_decay: f64,
     pub seed: u64,
-    /// Threads preparing batches ahead of the model.
-    pub workers: usize,
+    /// Threads preparing batches ahead of the model; `None`: the device's default
+    /// ([`Feed::for_device`]).
+    pub workers: Option<usize>,
+    /// Batches each worker keeps ready; `None`: the device's default.
+    pub prefetch: Option<usize>,
+    /// What training steps compute in; `None`: the device's default ([`Precision::default_for`]).
+    pub precision: Option<Precision>,
+    /// cuDNN's deterministic algorithms, without its autotuner: reproducible GPU runs, slower.
+    pub deterministic: bool,
+    /// The validation figure that picks the best checkpoint and drives early stopping.
+    pub monitor: Monitor,
+    /// Stop a fit once `monitor` has not improved for this many epochs (fastai's
+    /// `EarlyStoppingCallback`); `None`: train every epoch asked for.
+    pub patience: Option<usize>,
 }
 
 impl Default for LearnerSettings {
     fn default() -> Self {
-        Self { batch_size: 64, weight_decay: 0.01, seed: 42, workers: 1 }
+        Self {
+            batch_size: 64,
+            weight_decay: 0.01,
+            seed: 42,
+            workers: None,
+            prefetch: None,
+            precision: None,
+            deterministic: false,
+            monitor: Monitor::default(),
+            patience: None,
+        }
+    }
+}
+
+/// How a learner's settings play out on its device.
+struct Runtime {
+    feed: Feed,
+    precision: Precision,
+    /// fp16's loss scaling.
+    scaler: Option<GradScaler>,
+}
+
+impl Runtime {
+    /// Also sets LibTorch's CUDA flags when `device` is a GPU.
+    fn new(device: &Device, settings: &LearnerSettings) -> Self {
+        let device = libtorch_device(device);
+        if device.is_cuda() {
+            CudaSettings::for_training(settings.deterministic).apply();
+        }
+        let precision = settings.precision.unwrap_or_else(|| Precision::default_for(device));
+        Self {
+            feed: Feed::for_device(device, settings.workers, settings.prefetch),
+            precision,
+            scaler: (precision == Precision::Fp16).then(GradScaler::new),
+        }
     }
 }
 
@@ -72,6 +125,9 @@ pub struct Learner {
     /// Temperature scaling fitted on the validation set, cleared when training changes the
     /// weights it was fitted to.
     temperature: Option<f32>,
+    runtime: Runtime,
+    /// The checkpoint it was opened from: only a learner at the latest one saves.
+    opened_at: Which,
 }
 
 impl Learner {
@@ -88,6 +144,7 @@ impl Learner {
         let autodiff = device.0.clone().autodiff();
         let hypers = Hypers::new(GROUPS.len());
         Self {
+            runtime: Runtime::new(&autodiff, &settings),
             arch,
             classes: data.classes.clone(),
             image_size: data.cache.side(),
@@ -105,6 +162,7 @@ impl Learner {
             run_dir,
             settings,
             temperature: None,
+            opened_at: Which::Last,
         }
     }
 
@@ -116,19 +174,36 @@ impl Learner {
         settings: LearnerSettings,
         emit: &dyn Emit,
     ) -> Result<Option<Self>> {
+        Self::open_at(run_dir, Which::Last, device, settings, emit)
+    }
+
+    /// The learner as the checkpoint `which` left it. One opened at an earlier epoch than the
+    /// latest is for looking at (interpret, export): it refuses to save over the latest.
+    pub fn open_at(
+        run_dir: PathBuf,
+        which: Which,
+        device: (Device, String),
+        settings: LearnerSettings,
+        emit: &dyn Emit,
+    ) -> Result<Option<Self>> {
         let autodiff = device.0.clone().autodiff();
         let hypers = Hypers::new(GROUPS.len());
-        let opened = checkpoint::load_with_fallback(&run_dir, emit, |checkpoint| {
+        let open = |checkpoint: Checkpoint| {
             let state = checkpoint.state;
             let shape = (state.arch, state.classes.len(), state.frozen);
             let saved = Saved::Files(&checkpoint.model, &checkpoint.optimizer);
             let (model, optimizer) = load_state(shape, saved, &hypers, settings.weight_decay, &autodiff)?;
             Ok((state, model, optimizer))
-        })?;
+        };
+        let opened = match which {
+            Which::Last => checkpoint::load_with_fallback(&run_dir, emit, open)?,
+            earlier => checkpoint::load_which(&run_dir, earlier)?.map(open).transpose()?,
+        };
         let Some((state, model, optimizer)) = opened else {
             return Ok(None);
         };
         Ok(Some(Self {
+            runtime: Runtime::new(&autodiff, &settings),
             arch: state.arch,
             classes: state.classes,
             image_size: state.image_size,
@@ -146,6 +221,7 @@ impl Learner {
             run_dir,
             settings,
             temperature: state.temperature,
+            opened_at: which,
         }))
     }
 
@@ -231,7 +307,7 @@ impl Learner {
                 self.settings.batch_size
             );
         }
-        let mut cycle = match self.cycle.take() {
+        let cycle = match self.cycle.take() {
             Some(cycle) if !cycle.is_complete() && cycle.steps_per_epoch == steps_per_epoch => {
                 emit.info(format!(
                     "resuming the interrupted {}-epoch cycle at its epoch {} (pass --fresh to start over)",
@@ -250,6 +326,7 @@ impl Learner {
         emit.emit(Event::TrainStarted(TrainStart {
             arch: self.arch.name().into(),
             device: self.device_label.clone(),
+            precision: self.runtime.precision.name().into(),
             classes: self.classes.clone(),
             first_epoch: self.epochs_done,
             cycle_epochs: cycle.epochs,
@@ -265,79 +342,59 @@ impl Learner {
                     .into(),
             );
         }
-        let mut smooth = SmoothedLoss::new();
-        while !cycle.is_complete() {
-            let started = Instant::now();
-            let epoch = self.epochs_done;
-            let plan = BatchPlan::training(
-                &data.train,
-                self.settings.batch_size,
-                Augment::default(),
-                self.settings.seed,
-                epoch,
-            );
-            let batches = Prefetcher::new(data.cache.clone(), plan, self.settings.workers, 2);
-            let mut trained_images = 0usize;
-            let mut train_seconds = 0.0;
-            for (index, batch) in batches.enumerate() {
-                if cancel.is_cancelled() {
-                    return Err(self.stop_cancelled(cycle, emit).into());
-                }
-                let step_started = Instant::now();
-                let hyper = cycle.schedule.at(cycle.epochs_done * steps_per_epoch + index);
-                self.hypers.set(&hyper.lrs, hyper.beta1);
-                let loss = self.train_batch(&batch);
-                if !loss.is_finite() {
-                    self.cycle = Some(cycle);
-                    bail!(
-                        "the training loss became {loss} at epoch {epoch}, batch {}: try a smaller --max-lr",
-                        index + 1
-                    );
-                }
-                train_seconds += step_started.elapsed().as_secs_f64();
-                trained_images += batch.len();
-                emit.emit(Event::Batch(BatchEnd {
-                    epoch,
-                    batch: index + 1,
-                    batches: steps_per_epoch,
-                    loss,
-                    smooth_loss: smooth.push(loss),
-                    lr: *hyper.lrs.last().expect("at least one group"),
-                    seconds: started.elapsed().as_secs_f64(),
-                }));
-            }
-            // The training steps' freed activations go back to the kernel before validation and
-            // the checkpoint take their own memory: the epoch's peak stays that of a step.
-            crate::system::release_freed_memory();
-            let Ok(tally) = self.validate(data, emit, cancel) else {
-                return Err(self.stop_cancelled(cycle, emit).into());
-            };
-            let row = EpochRow {
-                epoch,
-                train_loss: smooth.value(),
-                valid_loss: tally.mean_loss(),
-                error_rate: tally.error_rate(),
-                accuracy: tally.accuracy(),
-                seconds: started.elapsed().as_secs_f64(),
-                train_images_per_second: trained_images as f64 / train_seconds.max(1e-9),
-            };
-            cycle.epochs_done += 1;
-            self.epochs_done += 1;
-            self.history.push(row.clone());
-            self.cycle = Some(cycle.clone());
-            emit.emit(Event::Epoch(row));
-            let path = self.save()?;
-            emit.emit(Event::CheckpointSaved { epoch, path });
+        self.cycle = Some(cycle);
+        let monitor = self.settings.monitor;
+        let (mut schedule, mut nan, mut batches, mut record) =
+            (OneCycleSchedule, TerminateOnNan, BatchEvents(emit), EpochRecord(emit));
+        let mut early_stopping = self.settings.patience.map(|patience| EarlyStopping::new(monitor, patience, emit));
+        let mut checkpoints = SaveCheckpoints { monitor, emit };
+        let mut callbacks: Vec<&mut dyn Callback> = vec![&mut schedule, &mut nan, &mut batches, &mut record];
+        if let Some(early_stopping) = early_stopping.as_mut() {
+            callbacks.push(early_stopping);
         }
-        emit.emit(Event::TrainFinished { epochs: cycle.epochs });
-        Ok(())
+        callbacks.push(&mut checkpoints);
+        let plan = LoopPlan { first_epoch: self.epochs_done, validate: true };
+        match fit::run(self, data, plan, &mut callbacks, emit, cancel)? {
+            LoopEnd::Stopped => {
+                emit.emit(Event::TrainFinished { epochs: self.cycle.as_ref().map_or(0, |cycle| cycle.epochs_done) });
+                Ok(())
+            }
+            LoopEnd::Cancelled => {
+                emit.emit(Event::TrainCancelled { completed_epochs: self.epochs_done });
+                Err(Cancelled.into())
+            }
+        }
     }
 
-    /// Keeps the interrupted cycle so the next fit resumes it; the last epoch's checkpoint stands.
-    fn stop_cancelled(&mut self, cycle: CyclePosition, emit: &dyn Emit) -> Cancelled {
-        self.cycle = Some(cycle);
-        emit.emit(Event::TrainCancelled { completed_epochs: self.epochs_done });
-        Cancelled
+    pub(super) fn cycle(&self) -> Option<&CyclePosition> {
+        self.cycle.as_ref()
+    }
+
+    pub(super) fn cycle_mut(&mut self) -> Option<&mut CyclePosition> {
+        self.cycle.as_mut()
+    }
+
+    /// An epoch done: the next epoch's number moves on and its row joins the history.
+    pub(super) fn record_epoch(&mut self, row: EpochRow) {
+        self.epochs_done += 1;
+        self.history.push(row);
+    }
+
+    /// Every layer group's learning rate and beta1 for the next step.
+    pub(super) fn set_hypers(&self, lrs: &[f64], beta1: f64) {
+        self.hypers.set(lrs, beta1);
+    }
+
+    /// The head group's learning rate for the next step (the one the tables show).
+    pub(super) fn head_lr(&self) -> f64 {
+        self.hypers.lr(GROUPS.len() - 1)
+    }
+
+    /// Epoch `epoch`'s training batches: shuffled and augmented by (seed, epoch).
+    pub(super) fn training_batches(&self, data: &TrainData, epoch: usize) -> Prefetcher {
+        let plan =
+            BatchPlan::training(&data.train, self.settings.batch_size, Augment::default(), self.settings.seed, epoch);
+        self.runtime.feed.batches(data.cache.clone(), plan)
     }
 
     /// Sets every layer group's learning rate (and beta1 0.9) for steps outside a one-cycle
@@ -346,21 +403,44 @@ impl Learner {
         self.hypers.set(&vec![lr; GROUPS.len()], 0.9);
     }
 
-    /// One optimizer step on `batch` at the current hyper-parameters; returns its mean loss.
+    /// One optimizer step on `batch` at the current hyper-parameters; returns its mean loss,
+    /// waiting for the device to have computed it (see [`Learner::train_step`]).
     pub fn train_batch(&mut self, batch: &Batch) -> f64 {
-        let (images, targets) = batch_tensors(batch, &self.device);
+        self.train_step(batch).read()
+    }
+
+    /// One optimizer step on `batch` at the current hyper-parameters, queued without waiting
+    /// for the device: its mean loss stays there until read. In fp16 an overflowing step is
+    /// skipped (the loss is still the step's), and the step reads an overflow flag.
+    pub fn train_step(&mut self, batch: &Batch) -> PendingLoss {
+        let (images, targets) = inference::batch_tensors(batch, &self.device, self.runtime.precision.kind());
         let logits = self.model.forward(images);
         let loss = CrossEntropyLossConfig::new().init(&self.device).forward(logits, targets);
-        let loss_value = loss.clone().into_scalar::<f32>() as f64;
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let pending = PendingLoss::new(&loss);
+        let grads = match &mut self.runtime.scaler {
+            None => GradientsParams::from_grads(loss.backward(), &self.model),
+            Some(scaler) => {
+                let grads = GradientsParams::from_grads(loss.mul_scalar(scaler.scale()).backward(), &self.model);
+                if !scaler.unscale(&self.model, &grads) {
+                    return pending;
+                }
+                grads
+            }
+        };
         // burn's own learning rate is unused: CycledAdamW reads the group rates from `hypers`.
         self.model = self.optimizer.step(1.0, self.model.clone(), grads);
-        loss_value
+        pending
+    }
+
+    /// What training steps compute in.
+    pub fn precision(&self) -> Precision {
+        self.runtime.precision
     }
 
     /// Loss, error rate and accuracy on the validation images.
     pub fn validate(&self, data: &TrainData, emit: &dyn Emit, cancel: &CancelToken) -> Result<Tally, Cancelled> {
-        self.predict(data, &data.valid, emit, cancel).map(|predictions| predictions.tally())
+        let (model, device) = (self.model.valid(), self.device.clone().inner());
+        self.pass(&model, &device, emit, cancel).tally(data.cache.clone(), &data.valid)
     }
 
     /// Log-probabilities of `items` (positions in `data.cache`).
@@ -371,17 +451,20 @@ impl Learner {
         emit: &dyn Emit,
         cancel: &CancelToken,
     ) -> Result<Predictions, Cancelled> {
-        inference::predict(
-            &self.model.valid(),
-            &self.device.clone().inner(),
-            data.cache.clone(),
-            items,
-            self.settings.batch_size,
-            self.settings.workers,
-            Stage::Validate,
-            emit,
-            cancel,
-        )
+        let (model, device) = (self.model.valid(), self.device.clone().inner());
+        self.pass(&model, &device, emit, cancel).predict(data.cache.clone(), items)
+    }
+
+    /// A validation pass of `model` (this learner's, in inference mode) with its batches.
+    fn pass<'a>(
+        &self,
+        model: &'a Classifier,
+        device: &'a Device,
+        emit: &'a dyn Emit,
+        cancel: &'a CancelToken,
+    ) -> Pass<'a> {
+        let (batch_size, feed) = (self.settings.batch_size, self.runtime.feed);
+        Pass { model, device, batch_size, feed, stage: Stage::Validate, emit, cancel }
     }
 
     /// The augmented passes of test-time augmentation over `items`, uncalibrated (combine them
@@ -394,18 +477,8 @@ impl Learner {
         emit: &dyn Emit,
         cancel: &CancelToken,
     ) -> Result<Vec<Predictions>, Cancelled> {
-        inference::predict_augmented(
-            &self.model.valid(),
-            &self.device.clone().inner(),
-            data.cache.clone(),
-            items,
-            self.settings.batch_size,
-            self.settings.workers,
-            tta,
-            Stage::Validate,
-            emit,
-            cancel,
-        )
+        let (model, device) = (self.model.valid(), self.device.clone().inner());
+        self.pass(&model, &device, emit, cancel).predict_augmented(data.cache.clone(), items, tta)
     }
 
     /// Grad-CAM heatmaps of `items` (positions in `data.cache`), each for the class at the same
@@ -447,42 +520,17 @@ impl Learner {
             bail!("{} training images make no full batch of {batch_size}: use a smaller --bs", data.train.len());
         }
         let saved = self.snapshot()?;
-        let mut recorder = LrRecorder::new(*options);
-        let mut iteration = 0;
-        let mut cancelled = false;
         let total = Some(options.iterations as u64);
         emit.emit(Event::StageStarted { stage: Stage::LrFind, total });
-        'sweep: for epoch in 0.. {
-            let plan = BatchPlan::training(&data.train, batch_size, Augment::default(), self.settings.seed, epoch);
-            for batch in Prefetcher::new(data.cache.clone(), plan, self.settings.workers, 2) {
-                if cancel.is_cancelled() {
-                    cancelled = true;
-                    break 'sweep;
-                }
-                let lr = options.lr_at(iteration);
-                self.set_learning_rate(lr);
-                let loss = self.train_batch(&batch);
-                iteration += 1;
-                let (smooth_loss, go_on) = recorder.record(lr, loss);
-                emit.emit(Event::LrFindStep(LrStep {
-                    iteration,
-                    iterations: options.iterations,
-                    lr,
-                    loss,
-                    smooth_loss,
-                }));
-                emit.emit(Event::Progress { stage: Stage::LrFind, done: iteration as u64, total });
-                if !go_on {
-                    break 'sweep;
-                }
-            }
-        }
+        let mut sweep = LrSweep { options: *options, recorder: LrRecorder::new(*options), emit };
+        let plan = LoopPlan { first_epoch: 0, validate: false };
+        let end = fit::run(self, data, plan, &mut [&mut sweep], emit, cancel);
         emit.emit(Event::StageFinished { stage: Stage::LrFind });
         self.restore(saved)?;
-        if cancelled {
+        if end? == LoopEnd::Cancelled {
             return Err(Cancelled.into());
         }
-        Ok(recorder.finish())
+        Ok(sweep.recorder.finish())
     }
 
     /// The weights (BatchNorm statistics included) and optimizer state, serialised.
@@ -539,6 +587,12 @@ impl Learner {
     /// every epoch, `set_frozen` needs it to last. The records are streamed to their files
     /// one after the other, never held whole in memory beside the model.
     pub fn save(&self) -> Result<PathBuf> {
+        if self.opened_at != Which::Last {
+            bail!(
+                "this learner was opened at an earlier epoch than the latest in {}: saving it would replace the latest checkpoint",
+                self.run_dir.display()
+            );
+        }
         let state = CheckpointState {
             format: 0,
             arch: self.arch,
@@ -618,9 +672,4 @@ fn load_state(
         .with_context(|| format!("the weights do not fit a {arch}"))?;
     let optimizer = optimizer?;
     Ok((if frozen { model.freeze_body() } else { model }, optimizer))
-}
-
-fn batch_tensors(batch: &Batch, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
-    let targets = Tensor::<1, Int>::from_data(TensorData::new(batch.labels.clone(), [batch.len()]), device);
-    (inference::images_tensor(batch.images.clone(), batch.side, device), targets)
 }

@@ -4,13 +4,16 @@
 //! test-time augmentation and ONNX export ([`evaluate`] runs them together).
 
 pub mod calibration;
+pub mod callbacks;
 pub mod cam;
 pub mod checkpoint;
 pub mod clinical;
+pub mod cuda;
 pub mod data;
 pub mod device;
 pub mod evaluate;
 pub mod export;
+pub mod fit;
 pub mod inference;
 pub mod interpret;
 pub mod learner;
@@ -19,5 +22,7 @@ pub mod metrics;
 pub mod onnx;
 pub mod open;
 pub mod optimizer;
+pub mod precision;
 pub mod pretrained;
 pub mod schedule;
+pub mod step;

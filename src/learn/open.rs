@@ -12,6 +12,7 @@ use crate::data::settings::DatasetSettings;
 use crate::data::window::Window;
 use crate::event::Emit;
 use crate::job::CancelToken;
+use crate::learn::checkpoint::Which;
 use crate::model::Arch;
 use crate::workspace::Workspace;
 
@@ -148,9 +149,10 @@ pub fn open_learner(
     Ok(Opened { learner, data, resumed, device: device_label })
 }
 
-/// The learner saved in the workspace's current run, for the steps that need a trained one.
-pub fn open_saved(workspace: &Workspace, device: DeviceChoice, emit: &dyn Emit) -> Result<Learner> {
+/// The learner saved in the workspace's current run at checkpoint `which`, for the steps that
+/// need a trained one.
+pub fn open_saved(workspace: &Workspace, which: Which, device: DeviceChoice, emit: &dyn Emit) -> Result<Learner> {
     let run_dir = workspace.current_run_dir();
-    let resumed = Learner::resume(run_dir.clone(), device.resolve()?, LearnerSettings::default(), emit)?;
+    let resumed = Learner::open_at(run_dir.clone(), which, device.resolve()?, LearnerSettings::default(), emit)?;
     resumed.ok_or_else(|| anyhow::anyhow!("no learner is saved in {}: run `mednist train` first", run_dir.display()))
 }

@@ -40,7 +40,7 @@ impl Hypers {
         self.beta1.store(beta1.to_bits(), Ordering::Relaxed);
     }
 
-    fn lr(&self, group: usize) -> f64 {
+    pub fn lr(&self, group: usize) -> f64 {
         f64::from_bits(self.lrs[group].load(Ordering::Relaxed))
     }
 

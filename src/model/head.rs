@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, FloatDType, Tensor};
 
 use super::ops;
 
@@ -38,8 +38,11 @@ impl Head {
         }
     }
 
-    /// `[batch, features, h, w]` feature maps to `[batch, classes]` logits.
+    /// `[batch, features, h, w]` feature maps to `[batch, classes]` logits, in f32 whatever the
+    /// body computed in (mixed precision: the head's matmuls are a sliver of the work, and
+    /// its BatchNorm, linear layers and the loss are simplest and safest in f32).
     pub fn forward(&self, features: Tensor<4>) -> Tensor<2> {
+        let features = if features.dtype() == DType::F32 { features } else { features.cast(FloatDType::F32) };
         // AdaptiveConcatPool2d: max pool first, then average pool, as fastai concatenates them.
         let max = features.clone().flatten::<3>(2, 3).max_dim(2);
         let avg = self.avgpool.forward(features).flatten::<3>(2, 3);

@@ -1,5 +1,6 @@
-// LibTorch's own backward kernels for convolution and batch normalisation, which the tch crate
-// does not bind: PyTorch's autograd calls exactly these. Tensors cross as tch's handles
+// LibTorch's own backward kernels for convolution and batch normalisation, and the gradient
+// unscaling of mixed precision, which the tch crate does not bind: PyTorch's autograd and
+// GradScaler call exactly these. Tensors cross as tch's handles
 // (`at::Tensor*`); results are new handles the caller owns. A failure returns its message
 // (free it with mednist_free_error), so no C++ exception crosses into Rust.
 
@@ -7,6 +8,7 @@
 
 #include <cstring>
 #include <exception>
+#include <vector>
 
 using tensor = at::Tensor *;
 
@@ -57,6 +59,22 @@ char *mednist_batch_norm_backward(tensor grad_output, tensor input, tensor weigh
     *grad_input = owned_or_null(want_input, std::move(std::get<0>(grads)));
     *grad_weight = owned_or_null(want_weight, std::move(std::get<1>(grads)));
     *grad_bias = owned_or_null(want_bias, std::move(std::get<2>(grads)));
+    return nullptr;
+  } catch (const std::exception &error) {
+    return error_message(error);
+  }
+}
+
+// Multiplies each of `count` gradients by `inv_scale` in place and sets `found_inf` to 1 where one
+// holds an inf or a NaN: the fused kernel PyTorch's GradScaler unscales with.
+char *mednist_amp_unscale(const tensor *grads, int64_t count, tensor found_inf, tensor inv_scale) {
+  try {
+    std::vector<at::Tensor> list;
+    list.reserve(count);
+    for (int64_t i = 0; i < count; ++i) {
+      list.push_back(*grads[i]);
+    }
+    at::_amp_foreach_non_finite_check_and_unscale_(list, *found_inf, *inv_scale);
     return nullptr;
   } catch (const std::exception &error) {
     return error_message(error);

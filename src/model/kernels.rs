@@ -1,5 +1,5 @@
 //! Safe wrappers over `kernels.cpp`: LibTorch's convolution and batch-norm backward kernels,
-//! the ones PyTorch's autograd runs. A LibTorch failure panics with LibTorch's message, as tch's
+//! the ones PyTorch's autograd runs, and GradScaler's unscaling kernel. A LibTorch failure panics with LibTorch's message, as tch's
 //! own infallible methods do.
 
 use std::ffi::{CStr, c_char};
@@ -35,6 +35,12 @@ unsafe extern "C" {
         grad_input: *mut *mut C_tensor,
         grad_weight: *mut *mut C_tensor,
         grad_bias: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn mednist_amp_unscale(
+        grads: *const *const C_tensor,
+        count: i64,
+        found_inf: *const C_tensor,
+        inv_scale: *const C_tensor,
     ) -> *mut c_char;
 }
 
@@ -106,6 +112,16 @@ pub fn batch_norm_backward(
     };
     check(error, "batch norm backward");
     grads.map(owned)
+}
+
+/// Multiplies each of `grads` by `inv_scale` (a one-element f32 tensor) in place, and sets
+/// `found_inf` (likewise) to 1 when one of them holds an inf or a NaN.
+pub fn amp_unscale(grads: &[Tensor], found_inf: &Tensor, inv_scale: &Tensor) {
+    // The handles are copied on the C++ side; the kernel writes the tensors' data, not them.
+    let handles: Vec<*const C_tensor> = grads.iter().map(Tensor::as_ptr).collect();
+    let error =
+        unsafe { mednist_amp_unscale(handles.as_ptr(), handles.len() as i64, found_inf.as_ptr(), inv_scale.as_ptr()) };
+    check(error, "gradient unscaling");
 }
 
 fn check(error: *mut c_char, what: &str) {

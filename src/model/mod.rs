@@ -45,6 +45,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use head::Head;
+pub use kernels::amp_unscale;
 pub use resnet::{Block, ResNet};
 
 /// The ResNet variants fastai's lesson offers.

@@ -42,8 +42,11 @@ pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
         Err(input) => return conv.forward(input),
     };
     let weight = param_on_training_libtorch(conv.weight.val());
-    let method = ConvMethod::for_input(&input.primitive().tensor, &weight.primitive().tensor, &geometry);
-    let output = match Conv2dBackward(geometry, method)
+    let (input_size, kernel_size) = (input.primitive().tensor.size(), weight.primitive().tensor.size());
+    let device = input.primitive().tensor.device();
+    let method = ConvMethod::choose(device, output_size(&input_size, &kernel_size, &geometry), &geometry);
+    let weight_kind = weight.primitive().tensor.kind();
+    let output = match (Conv2dBackward { geometry, method, weight_kind })
         .prepare::<NoCheckpointing>([input.node(), weight.node()])
         .compute_bound()
         .stateful()
@@ -59,6 +62,15 @@ pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
         }
     };
     Tensor::from_primitive::<Training>(output)
+}
+
+/// The output's height and width for an input and kernel of these sizes (`[n, c, h, w]`).
+fn output_size(input: &[i64], kernel: &[i64], geometry: &Conv2dGeometry) -> [i64; 2] {
+    [0, 1].map(|axis| {
+        (input[2 + axis] + 2 * geometry.padding[axis] - geometry.dilation[axis] * (kernel[2 + axis] - 1) - 1)
+            / geometry.stride[axis]
+            + 1
+    })
 }
 
 /// `bn.forward(input)`. In training the running statistics are updated as PyTorch does (with
@@ -194,26 +206,25 @@ enum ConvMethod {
 }
 
 impl ConvMethod {
-    fn for_input(input: &tch::Tensor, weight: &tch::Tensor, geometry: &Conv2dGeometry) -> Self {
-        let (size, kernel) = (input.size(), weight.size());
-        let output = |axis: usize| {
-            (size[2 + axis] + 2 * geometry.padding[axis] - geometry.dilation[axis] * (kernel[2 + axis] - 1) - 1)
-                / geometry.stride[axis]
-                + 1
-        };
-        if input.device() == tch::Device::Cpu && conv_taps::suits(output(0), output(1), geometry) {
+    /// The method for a convolution on `device` with this output size: the taps only for the
+    /// CPU's smallest feature maps. A pure function of the device and shapes, so the choice can
+    /// be tested for a CUDA device without one.
+    fn choose(device: tch::Device, [height, width]: [i64; 2], geometry: &Conv2dGeometry) -> Self {
+        if device == tch::Device::Cpu && conv_taps::suits(height, width, geometry) {
             Self::Taps
         } else {
             Self::LibTorch
         }
     }
 
-    /// The input and weight in the layouts the method computes with; what its backward keeps.
+    /// The input and weight in the layouts the method computes with, the weight in the input's
+    /// kind (a lower precision's, under mixed precision); what its backward keeps.
     fn operands(self, input: TchTensor, weight: TchTensor) -> (TchTensor, TchTensor) {
+        let weight = weight.tensor.to_kind(input.tensor.kind());
         match self {
-            Self::LibTorch => (input, weight),
+            Self::LibTorch => (input, TchTensor::new(weight)),
             Self::Taps => {
-                let (input, weight) = conv_taps::operands(&input.tensor, &weight.tensor);
+                let (input, weight) = conv_taps::operands(&input.tensor, &weight);
                 (TchTensor::new(input), TchTensor::new(weight))
             }
         }
@@ -236,7 +247,12 @@ impl ConvMethod {
 }
 
 #[derive(Debug)]
-struct Conv2dBackward(Conv2dGeometry, ConvMethod);
+struct Conv2dBackward {
+    geometry: Conv2dGeometry,
+    method: ConvMethod,
+    /// The parameter's kind (fp32), which its gradient is returned in.
+    weight_kind: tch::Kind,
+}
 
 impl Backward<LibTorch, 2> for Conv2dBackward {
     /// The convolution's input and weight, as [`ConvMethod::operands`] laid them out.
@@ -246,14 +262,15 @@ impl Backward<LibTorch, 2> for Conv2dBackward {
         let grad = grads.consume::<LibTorch>(&ops.node);
         let (input, weight) = &ops.state;
         let wanted = ops.parents.each_ref().map(Option::is_some);
-        let Self(geometry, method) = self;
-        let computed = match method {
+        let Self { geometry, method, weight_kind } = self;
+        let [grad_input, grad_weight] = match method {
             ConvMethod::LibTorch => {
                 kernels::conv2d_backward(&grad.tensor, &input.tensor, &weight.tensor, geometry, wanted)
             }
             ConvMethod::Taps => conv_taps::backward(&grad.tensor, &input.tensor, &weight.tensor, &geometry, wanted),
         };
-        register(grads, ops.parents, computed, |parent| parent.id);
+        let grad_weight = grad_weight.map(|grad| grad.to_kind(weight_kind));
+        register(grads, ops.parents, [grad_input, grad_weight], |parent| parent.id);
     }
 }
 
@@ -314,7 +331,7 @@ mod tests {
     use burn::module::Module;
     use burn::nn::BatchNormConfig;
     use burn::nn::conv::Conv2dConfig;
-    use burn::tensor::{Distribution, Tensor};
+    use burn::tensor::{DType, Distribution, FloatDType, Tensor};
 
     use super::*;
 
@@ -435,6 +452,75 @@ mod tests {
         let grads = conv2d(&conv, input.clone()).sum().backward();
         assert!(conv.weight.val().grad(&grads).is_none());
         assert_eq!(input.grad(&grads).unwrap().dims(), [1, 2, 6, 6]);
+    }
+
+    #[test]
+    fn the_tap_convolutions_are_never_chosen_off_the_cpu() {
+        let unstrided = Conv2dGeometry { stride: [1; 2], padding: [1; 2], dilation: [1; 2], groups: 1 };
+        let strided = Conv2dGeometry { stride: [2; 2], ..unstrided };
+        let mut cpu_taps = 0;
+        for geometry in [unstrided, strided] {
+            for (height, width) in (1..=16).flat_map(|h| (1..=16).map(move |w| (h, w))) {
+                let on_cpu = ConvMethod::choose(tch::Device::Cpu, [height, width], &geometry);
+                cpu_taps += usize::from(on_cpu == ConvMethod::Taps);
+                for device in [tch::Device::Cuda(0), tch::Device::Cuda(3), tch::Device::Mps] {
+                    assert_eq!(ConvMethod::choose(device, [height, width], &geometry), ConvMethod::LibTorch);
+                }
+            }
+        }
+        assert!(cpu_taps > 0, "the CPU does take the taps for small maps");
+    }
+
+    /// A conv, BatchNorm and ReLU block in `kind` against the same in f32: the output close,
+    /// activations and their gradients in `kind`, every parameter's gradient f32.
+    fn block_in_lower_precision(kind: FloatDType, tolerance: f32) {
+        let device = training_device();
+        // 9x9 takes LibTorch's kernels, 2x2 the taps.
+        for side in [9, 2] {
+            let conv = Conv2dConfig::new([3, 4], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(false)
+                .init(&device);
+            let bn = BatchNormConfig::new(4).init(&device);
+            let input = random([6, 3, side, side], &device);
+            let block = |x: Tensor<4>| relu(batch_norm(&bn, conv2d(&conv, x)));
+            let (weight, gamma) = (conv.weight.val(), bn.gamma.val());
+            let low_input = input.clone().cast(kind).require_grad();
+            let low = block(low_input.clone());
+            assert_eq!(low.dtype(), low_input.dtype(), "activations stay in the lower precision");
+            let full = block(input.clone().require_grad());
+            let low_f32 = low.clone().cast(FloatDType::F32);
+            let difference = (low_f32.clone() - full.clone()).abs().max().into_scalar::<f32>();
+            assert!(difference < tolerance, "{kind:?} {side}x{side}: output differs by {difference}");
+            let grads = low_f32.sum().backward();
+            let (weight_grad, gamma_grad) = (weight.grad(&grads).unwrap(), gamma.grad(&grads).unwrap());
+            assert_eq!((weight_grad.dtype(), gamma_grad.dtype()), (DType::F32, DType::F32));
+            assert_eq!(low_input.grad(&grads).unwrap().dtype(), low_input.dtype());
+            // The convolution's own weight gradient against f32's. (Through BatchNorm in a
+            // batch this small the gradient nearly cancels: PyTorch's CPU autocast is 30-60%
+            // off there, so only the block's output and dtypes are compared above.)
+            let low_conv = conv2d(&conv, input.clone().cast(kind).require_grad()).cast(FloatDType::F32);
+            let full_conv = conv2d(&conv, input.clone().require_grad());
+            let (low_grads, full_grads) = (low_conv.sum().backward(), full_conv.sum().backward());
+            let expected = weight.grad(&full_grads).unwrap();
+            let scale = expected.clone().abs().max().into_scalar::<f32>();
+            let difference = (weight.grad(&low_grads).unwrap() - expected).abs().max().into_scalar::<f32>();
+            assert!(
+                difference < tolerance * scale.max(1.0),
+                "{kind:?} {side}x{side}: weight gradient differs by {difference} (largest {scale})"
+            );
+        }
+    }
+
+    #[test]
+    fn bf16_activations_with_f32_parameters() {
+        // bf16 keeps 8 bits of mantissa: about 2 significant digits.
+        block_in_lower_precision(FloatDType::BF16, 0.1);
+    }
+
+    #[test]
+    fn fp16_activations_with_f32_parameters() {
+        block_in_lower_precision(FloatDType::F16, 0.02);
     }
 
     #[test]
