@@ -28,11 +28,17 @@ pub fn square_of(class: usize, index: usize) -> ((usize, usize), (usize, usize))
     corner((index % 2, class))
 }
 
-/// The decoy: one of the three other corners, in turn.
+/// The decoy: half the time the other corner of the square's row, else one of the other row's,
+/// so that where the decoy lies says nothing of the class (the row of a decoy chosen among
+/// all three other corners would: two of the three are in the other row).
 fn decoy_of(class: usize, index: usize) -> ((usize, usize), (usize, usize)) {
-    let others: Vec<(usize, usize)> =
-        [(0, 0), (1, 0), (0, 1), (1, 1)].into_iter().filter(|&c| c != (index % 2, class)).collect();
-    corner(others[(index / 2 + class) % 3])
+    let column = index % 2;
+    let (other_column, other_row) = (1 - column, 1 - class);
+    corner(match index / 2 % 4 {
+        0 | 1 => (other_column, class),
+        2 => (column, other_row),
+        _ => (other_column, other_row),
+    })
 }
 
 /// The square of a file this module wrote, from its path (`bottom/007.png`).
@@ -40,6 +46,13 @@ pub fn square_of_file(path: &std::path::Path) -> ((usize, usize), (usize, usize)
     let class = path.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap();
     let index = path.file_stem().and_then(|s| s.to_str()).unwrap().parse().unwrap();
     square_of(CLASSES.iter().position(|c| *c == class).unwrap(), index)
+}
+
+/// The decoy of a file this module wrote, from its path.
+pub fn decoy_of_file(path: &std::path::Path) -> ((usize, usize), (usize, usize)) {
+    let class = path.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap();
+    let index = path.file_stem().and_then(|s| s.to_str()).unwrap().parse().unwrap();
+    decoy_of(CLASSES.iter().position(|c| *c == class).unwrap(), index)
 }
 
 /// Writes `per_class` images of each class and records a stratified split (25% valid).
