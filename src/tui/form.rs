@@ -171,6 +171,19 @@ impl Form {
         }
     }
 
+    /// Chooses option `index` of a choice field.
+    pub fn set_choice(&mut self, field: usize, chosen: usize) {
+        match &mut self.fields[field].value {
+            Value::Choice { index, .. } => *index = chosen,
+            other => panic!("field {field} is not a choice: {other:?}"),
+        }
+    }
+
+    /// Sets a number field as if typed, checked the same way.
+    pub fn set_number(&mut self, field: usize, value: u64) -> Result<(), String> {
+        self.fields[field].accept(&value.to_string())
+    }
+
     /// Sets a text field as if typed, checked the same way.
     pub fn set_text(&mut self, field: usize, text: &str) -> Result<(), String> {
         self.fields[field].accept(text)

@@ -24,6 +24,7 @@ use crate::data::settings::DatasetSettings;
 use crate::data::split::{self, ClassCounts, Split, SplitOptions};
 use crate::event::{Emit, EpochRow, Event, Level, kept_after_cancel};
 use crate::job::{CancelToken, is_cancelled};
+use crate::learn::checkpoint;
 use crate::learn::data::TrainData;
 use crate::learn::interpret::Interpretation;
 use crate::learn::learner::Learner;
@@ -125,6 +126,9 @@ pub enum Output {
     Split(SplitInfo),
     Preview(PreviewInfo),
     Learner(LearnerInfo),
+    /// The learner saved in the workspace, read when the app opens (its weights are not
+    /// loaded until a step needs them).
+    Saved(SavedLearner),
     /// The open learner's epochs so far, before a fit adds to them.
     TrainHistory(Vec<EpochRow>),
     Interpret(Box<InterpretInfo>),
@@ -182,6 +186,15 @@ pub struct LearnerInfo {
     pub batch_size: usize,
     pub train_images: usize,
     pub valid_images: usize,
+}
+
+/// What the workspace's saved checkpoint says of its learner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedLearner {
+    pub arch: Arch,
+    pub image_size: usize,
+    pub frozen: bool,
+    pub epochs_done: usize,
 }
 
 /// The app's handle on the kernel thread.
@@ -300,6 +313,21 @@ impl Kernel {
                 let info_file = self.workspace.dataset_info_file();
                 let dataset = info_file.exists().then(|| workspace::read_json(&info_file)).transpose()?;
                 self.send(pane, Output::Setup(Box::new(SetupInfo { system, dataset })));
+                // The app opens on the workspace as it is, like a notebook with its outputs:
+                // the Learner step takes the saved learner's shape, Train shows its epochs.
+                if let Ok(Some(saved)) = checkpoint::load(&self.workspace.current_run_dir()) {
+                    let state = saved.state;
+                    self.send(
+                        PaneId::Learner,
+                        Output::Saved(SavedLearner {
+                            arch: state.arch,
+                            image_size: state.image_size,
+                            frozen: state.frozen,
+                            epochs_done: state.epochs_done,
+                        }),
+                    );
+                    self.send(PaneId::Train, Output::TrainHistory(state.history));
+                }
             }
             JobRequest::Fetch(request) => {
                 let info = fetch::fetch(&self.workspace, &request, &emit, cancel)?;

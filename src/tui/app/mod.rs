@@ -34,6 +34,8 @@ const ERROR_LINES_SHOWN: usize = 6;
 
 /// What the run loop should do after a key.
 #[derive(Debug, Clone)]
+// One Action per key press, moved once: boxing the request would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Action {
     Run(JobRequest),
     /// Stop the running step (training stops after the current batch).

@@ -14,7 +14,7 @@ use crate::learn::open::OpenOptions;
 use crate::learn::pretrained::Pretrained;
 use crate::model::Arch;
 use crate::tui::form::{Field, Form, Step};
-use crate::tui::jobs::{JobRequest, LearnerInfo, Output};
+use crate::tui::jobs::{JobRequest, LearnerInfo, Output, SavedLearner};
 use crate::tui::keys::{self, Command, Key};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::ImageMaker;
@@ -32,6 +32,8 @@ pub struct LearnerPane {
     cell: Cell,
     form: Form,
     info: Option<LearnerInfo>,
+    /// The workspace's saved learner, before one is opened.
+    saved: Option<SavedLearner>,
     /// `u` was pressed: the next run freezes or unfreezes the open learner.
     toggle_frozen: bool,
 }
@@ -50,6 +52,7 @@ impl Default for LearnerPane {
                 Field::text("pretrained", NO_WEIGHTS, check_pretrained, Some(step_pretrained)),
             ]),
             info: None,
+            saved: None,
             toggle_frozen: false,
         }
     }
@@ -128,13 +131,33 @@ impl Pane for LearnerPane {
     }
 
     fn on_output(&mut self, output: Output, _images: &ImageMaker) {
-        if let Output::Learner(info) = output {
-            self.info = Some(info);
+        match output {
+            Output::Learner(info) => self.info = Some(info),
+            Output::Saved(saved) => {
+                // Continuing the saved learner is the default: the form takes its shape, so
+                // the steps that open it (Train, Interpret, LR find) find what they expect.
+                let arch = Arch::ALL.iter().position(|arch| *arch == saved.arch).expect("every arch is listed");
+                self.form.set_choice(ARCH, arch);
+                // A size the form does not take is left to the open step to report.
+                let _ = self.form.set_number(IMAGE_SIZE, saved.image_size as u64);
+                self.saved = Some(saved);
+            }
+            _ => {}
         }
     }
 
     fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {
-        let Some(info) = &self.info else { return };
+        let Some(info) = &self.info else {
+            if let Some(saved) = &self.saved {
+                let frozen = if saved.frozen { ", body frozen" } else { "" };
+                let line = format!(
+                    "saved: a {} at {}px trained {} epoch(s){frozen}; Enter opens it, Train continues it",
+                    saved.arch, saved.image_size, saved.epochs_done
+                );
+                frame.render_widget(Paragraph::new(line).style(theme.dim()).wrap(Wrap { trim: true }), area);
+            }
+            return;
+        };
         let row = |key: &str, value: String| {
             Line::from(vec![Span::styled(format!("{key:<14}"), theme.dim()), Span::raw(value)])
         };

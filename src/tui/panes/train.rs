@@ -99,7 +99,11 @@ impl TrainPane {
     }
 
     fn summary(&self) -> Option<String> {
-        let start = self.start.as_ref()?;
+        let Some(start) = self.start.as_ref() else {
+            // Only the saved learner's history so far, as a notebook keeps a cell's output.
+            return (!self.rows.is_empty())
+                .then(|| format!("the saved learner's {} epoch(s); Enter continues training", self.rows.len()));
+        };
         let mut lrs: Vec<String> = start.max_lrs.iter().map(|lr| format!("{lr:.0e}")).collect();
         lrs.dedup();
         Some(format!(
