@@ -1,9 +1,9 @@
 //! The one event type every step emits. Front ends (headless output, TUI) only render these.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a long-running step is doing right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Download,
@@ -36,14 +36,14 @@ impl Stage {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     Info,
     Warn,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A stage started; `total` is known for downloads with a Content-Length, files, etc.
@@ -106,7 +106,7 @@ pub fn kept_after_cancel(completed_epochs: usize) -> String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainStart {
     pub arch: String,
     pub device: String,
@@ -124,7 +124,7 @@ pub struct TrainStart {
     pub max_lrs: Vec<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchEnd {
     pub epoch: usize,
     /// 1-based within the epoch.
@@ -137,7 +137,7 @@ pub struct BatchEnd {
     pub seconds: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRow {
     pub epoch: usize,
     pub train_loss: f64,
@@ -152,7 +152,7 @@ pub struct EpochRow {
     pub data_wait_seconds: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LrStep {
     /// 1-based.
     pub iteration: usize,

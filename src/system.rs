@@ -246,6 +246,11 @@ fn unusable_gpus_note(nvml: &nvml_wrapper::Nvml, runtime: Option<&str>) -> Optio
     })
 }
 
+/// The version of the LibTorch this process loaded, as [`SystemReport::probe`] reports it.
+pub fn loaded_libtorch_version() -> Option<String> {
+    libtorch_version(&loaded_libtorch_dir()?)
+}
+
 /// The folder of the libtorch_cpu library mapped into this process, from /proc/self/maps.
 fn loaded_libtorch_dir() -> Option<PathBuf> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
