@@ -45,6 +45,10 @@ enum Command {
     Split(cli::split::SplitArgs),
     /// Train the classifier with fit_one_cycle; run again to continue where it left off
     Train(cli::train::TrainArgs),
+    /// A training run's table from its event log; -f follows a running one (a detached training) to its end
+    Logs(cli::logs::LogsArgs),
+    /// The training runs: status, architecture, best epoch; `runs rm NAME`, `runs compare A B ...`
+    Runs(cli::runs::RunsArgs),
     /// Confusion matrix, top losses, sensitivity/specificity/AUC with intervals, calibration, Grad-CAM, TTA
     Interpret(cli::interpret::InterpretArgs),
     /// Find a learning rate: a short sweep of growing rates; the learner is left as it was
@@ -80,6 +84,8 @@ fn run(args: Cli) -> anyhow::Result<()> {
         Some(Command::Classes(classes)) => cli::classes::run(&workspace, &classes, args.json),
         Some(Command::Split(split)) => cli::split::run(&workspace, &split, args.json),
         Some(Command::Train(train)) => cli::train::run(&workspace, &train, args.json),
+        Some(Command::Logs(logs)) => cli::logs::run(&workspace, &logs, args.json),
+        Some(Command::Runs(runs)) => cli::runs::run(&workspace, &runs, args.json),
         Some(Command::Interpret(interpret)) => cli::interpret::run(&workspace, &interpret, args.json),
         Some(Command::LrFind(lr_find)) => cli::lr_find::run(&workspace, &lr_find, args.json),
         Some(Command::Unfreeze) => cli::freeze::run(&workspace, false, args.json),

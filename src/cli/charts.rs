@@ -24,6 +24,45 @@ pub fn text_of((width, height): (u16, u16), draw: impl FnOnce(Rect, &mut Buffer)
         .join("\n")
 }
 
+/// Curves of several series over the same axes (runs compared by epoch), each with its own
+/// marker, named in the legend by it, since text has no colours.
+pub fn curves_text(title: &str, series: &[(String, Vec<(f64, f64)>)], size: (u16, u16)) -> String {
+    const MARKERS: [(Marker, &str); 4] =
+        [(Marker::Braille, "⣿"), (Marker::Dot, "•"), (Marker::Block, "█"), (Marker::HalfBlock, "▀")];
+    let points = || series.iter().flat_map(|(_, points)| points.iter()).filter(|(_, y)| y.is_finite());
+    let bounds = |values: Vec<f64>| {
+        let (low, high) =
+            values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        if low.is_finite() { if high > low { [low, high] } else { [low - 0.5, high + 0.5] } } else { [0.0, 1.0] }
+    };
+    let x = bounds(points().map(|(x, _)| *x).collect());
+    let y = bounds(points().map(|(_, y)| *y).collect());
+    let names: Vec<String> = series
+        .iter()
+        .enumerate()
+        .map(|(index, (name, _))| format!("{} {name}", MARKERS[index % MARKERS.len()].1))
+        .collect();
+    let datasets = series
+        .iter()
+        .zip(&names)
+        .enumerate()
+        .map(|(index, ((_, points), name))| {
+            Dataset::default()
+                .name(name.as_str())
+                .marker(MARKERS[index % MARKERS.len()].0)
+                .graph_type(GraphType::Line)
+                .data(points)
+        })
+        .collect();
+    let label = |value: f64| format!("{value:.3}");
+    let chart = Chart::new(datasets)
+        .x_axis(Axis::default().title("epoch").bounds(x).labels([format!("{}", x[0]), format!("{}", x[1])]))
+        .y_axis(Axis::default().title(title).bounds(y).labels([label(y[0]), label(y[1])]))
+        .legend_position(Some(LegendPosition::TopRight))
+        .hidden_legend_constraints((Constraint::Ratio(1, 1), Constraint::Ratio(1, 1)));
+    text_of(size, |area, buffer| chart.render(area, buffer))
+}
+
 /// The chance line, (0, 0) to (1, 1).
 const DIAGONAL: [(f64, f64); 2] = [(0.0, 0.0), (1.0, 1.0)];
 
@@ -141,6 +180,18 @@ mod tests {
             labels: rows.iter().map(|(_, label)| *label).collect(),
             items: (0..rows.len()).collect(),
         }
+    }
+
+    #[test]
+    fn compared_curves_are_told_apart_by_their_markers() {
+        let series = vec![
+            ("a".to_string(), vec![(0.0, 1.0), (1.0, 0.5), (2.0, 0.25)]),
+            ("b".to_string(), vec![(0.0, 0.8), (1.0, 0.9)]),
+        ];
+        let text = curves_text("valid_loss", &series, (60, 14));
+        assert!(text.contains("⣿ a") && text.contains("• b") && text.contains("valid_loss"), "{text}");
+        assert!(text.contains("0.250") && text.contains("1.000"), "{text}");
+        assert_eq!(text.lines().count(), 14);
     }
 
     #[test]

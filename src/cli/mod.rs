@@ -2,15 +2,18 @@
 
 pub mod charts;
 pub mod classes;
+pub mod detach;
 pub mod doctor;
 pub mod export;
 pub mod fetch;
 pub mod freeze;
 pub mod heatmap;
 pub mod interpret;
+pub mod logs;
 pub mod lr_find;
 pub mod predict;
 pub mod progress;
+pub mod runs;
 pub mod split;
 pub mod table;
 pub mod train;

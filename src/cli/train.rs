@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::sync::Mutex;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::progress::StderrProgress;
@@ -20,6 +20,9 @@ use crate::learn::precision::Precision;
 use crate::learn::pretrained::Pretrained;
 use crate::learn::schedule::MaxLr;
 use crate::model::Arch;
+use crate::runs::event_log::{self, EventLog};
+use crate::runs::lock::{TakenOver, TrainLock};
+use crate::runs::{RunRecord, RunStatus, Runs, RunsError};
 use crate::workspace::Workspace;
 
 /// How to open the learner: shared by `train` and `lr-find`.
@@ -95,7 +98,7 @@ pub struct TrainArgs {
     /// Peak learning rate: one for all layer groups, or LO..HI (fastai's slice) spread from body to head
     #[arg(long, default_value = "1e-3", allow_hyphen_values = true)]
     pub max_lr: MaxLr,
-    /// Continue from the checkpoint saved under NAME (the lesson's learn.load)
+    /// Continue from the checkpoint saved under NAME (the lesson's learn.load), in a new run
     #[arg(long, value_name = "NAME", conflicts_with = "fresh")]
     pub load: Option<String>,
     /// After training, keep the checkpoint under NAME (the lesson's learn.save)
@@ -107,50 +110,181 @@ pub struct TrainArgs {
     /// Stop early once the monitored figure has not improved for N epochs (fastai's EarlyStoppingCallback)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub patience: Option<u16>,
+    /// Train in a background process that outlives this terminal; `mednist logs -f` follows it
+    #[arg(long)]
+    pub detach: bool,
+    /// Start a new run named NAME (letters, digits, '-', '_'), from the current learner unless --fresh [default: a new run only with --fresh or --load, named after the time]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The run a `--detach` parent prepared, and whose lock it handed over
+    #[arg(long, hide = true, value_name = "NAME", conflicts_with = "detach")]
+    pub detached_run: Option<String>,
 }
 
 pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
+    let render = TrainRender::new(json);
+    let runs = Runs::open(workspace, &render)?;
+    let (lock, name) = match &args.detached_run {
+        Some(name) => (runs.adopt_lock(name)?, name.clone()),
+        None => {
+            let mut lock = take_lock(&runs, &render)?;
+            let name = prepare_run(workspace, &runs, args, &render)?;
+            lock.set_run(&name)?;
+            (lock, name)
+        }
+    };
+    runs.write_record(&RunRecord::starting(&name, settings(args)))?;
+    if args.detach {
+        return super::detach::launch(&runs, lock, &name, json);
+    }
+    render.info(format!("training in run {name} ({})", runs.run_dir(&name).display()));
     let cancel = CancelToken::new();
     crate::cli::cancel_on_interrupt(&cancel, "stopping after this batch");
-    let render = TrainRender::new(json);
-    if let Some(name) = &args.load {
-        checkpoint::copy(&workspace.saved_model_dir(name)?, &workspace.current_run_dir())?;
-        render.info(format!("loaded the checkpoint saved as {name}"));
+    let log = EventLog::append(&runs.run_dir(&name).join(event_log::EVENTS_FILE), &render, cancel.clone())?;
+    let trained = train(workspace, args, &log, &cancel, &runs, &name);
+    render.finish();
+    let log_failure = log.close();
+    let (status, message, outcome) = match trained {
+        Ok(()) => (RunStatus::Finished, None, Ok(())),
+        Err(Failure::Stopped(kept)) => match log_failure {
+            Some(failure) => (RunStatus::Failed, Some(failure.clone()), Err(anyhow!("{failure}; {kept}"))),
+            None => (RunStatus::Stopped, None, Err(anyhow!("training interrupted; {kept}"))),
+        },
+        Err(Failure::Error(error)) => (RunStatus::Failed, Some(format!("{error:#}")), Err(error)),
+    };
+    runs.update(&name, |record| record.end(status, message))?;
+    drop(lock);
+    outcome
+}
+
+/// The workspace's training lock, or an error naming the run that holds it.
+fn take_lock(runs: &Runs, emit: &dyn Emit) -> Result<TrainLock> {
+    let (lock, taken_over) = runs.lock().map_err(|error| match error.downcast::<RunsError>() {
+        Ok(RunsError::Running { name, pid }) => anyhow!(
+            "run {name} is training in this workspace (pid {pid}): wait for it (`mednist logs -f {name}`) or stop it (kill {pid})"
+        ),
+        Ok(other) => other.into(),
+        Err(error) => error,
+    })?;
+    if let Some(TakenOver(owner)) = taken_over {
+        emit.warn(format!(
+            "took over the training lock of run {} from pid {}, which ended without releasing it",
+            owner.run, owner.pid
+        ));
     }
+    Ok(lock)
+}
+
+/// The run to train in: the current one, or a new one (`--fresh`, `--name`, `--load`, or
+/// none yet), which starts from the current learner or the loaded one and becomes current.
+fn prepare_run(workspace: &Workspace, runs: &Runs, args: &TrainArgs, emit: &dyn Emit) -> Result<String> {
+    let current = runs.current();
+    let continuing = !args.learner.fresh && args.name.is_none() && args.load.is_none();
+    if let (true, Some(current)) = (continuing, &current) {
+        return Ok(current.clone());
+    }
+    let start_from = match (&args.load, &current) {
+        (Some(saved), _) => Some(workspace.saved_model_dir(saved)?),
+        (None, Some(current)) if !args.learner.fresh && checkpoint::load(&runs.run_dir(current))?.is_some() => {
+            Some(runs.run_dir(current))
+        }
+        _ => None,
+    };
+    let name = runs.create(args.name.as_deref())?;
+    if let Some(from) = start_from {
+        if let Err(error) = checkpoint::copy(&from, &runs.run_dir(&name)) {
+            let _ = std::fs::remove_dir_all(runs.run_dir(&name));
+            return Err(error);
+        }
+        match &args.load {
+            Some(saved) => emit.info(format!("loaded the checkpoint saved as {saved}")),
+            None => emit.info(format!("run {name} starts from the learner of run {}", current.unwrap_or_default())),
+        }
+    }
+    runs.set_current(&name)?;
+    Ok(name)
+}
+
+/// How a run was started, as its record keeps it.
+fn settings(args: &TrainArgs) -> serde_json::Value {
+    let learner = &args.learner;
+    serde_json::json!({
+        "command": std::env::args().skip(1).collect::<Vec<_>>(),
+        "arch": learner.arch.map(|arch| arch.to_string()),
+        "pretrained": learner.pretrained.as_ref().map(ToString::to_string),
+        "epochs": args.epochs,
+        "max_lr": args.max_lr.to_string(),
+        "bs": learner.bs,
+        "size": learner.size,
+        "seed": learner.seed,
+        "device": learner.device.to_string(),
+        "window": learner.window.map(|window| window.to_string()),
+        "precision": learner.precision.map(|precision| precision.to_string()),
+        "fresh": learner.fresh,
+        "load": args.load,
+    })
+}
+
+/// Why a training ended early.
+enum Failure {
+    /// Asked to stop; what the last finished epoch left.
+    Stopped(String),
+    Error(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::Error(error)
+    }
+}
+
+fn train(
+    workspace: &Workspace,
+    args: &TrainArgs,
+    emit: &dyn Emit,
+    cancel: &CancelToken,
+    runs: &Runs,
+    name: &str,
+) -> Result<(), Failure> {
     let mut options = args.learner.open_options();
     options.settings.monitor = args.monitor;
     options.settings.patience = args.patience.map(usize::from);
-    let Opened { mut learner, data, .. } = open_learner(workspace, &options, &render, &cancel)?;
-    let fitted = learner.fit_one_cycle(&data, args.epochs, args.max_lr, &render, &cancel);
-    render.finish();
+    let Opened { mut learner, data, device, .. } = open_learner(workspace, &options, emit, cancel)?;
+    runs.update(name, |record| {
+        record.arch = Some(learner.arch.to_string());
+        record.device = Some(device);
+        record.split_fingerprint = Some(data.split_fingerprint.clone());
+    })?;
+    let fitted = learner.fit_one_cycle(&data, args.epochs, args.max_lr, emit, cancel);
     let interrupted = matches!(&fitted, Err(error) if is_cancelled(error));
     if !interrupted {
         fitted?;
     }
     // An interrupted fit is saved too: its last finished epoch is what --save keeps.
-    if let Some(name) = &args.save {
-        checkpoint::copy(learner.run_dir(), &workspace.saved_model_dir(name)?)?;
-        render.info(format!("saved the checkpoint as {name}"));
+    if let Some(saved) = &args.save {
+        checkpoint::copy(learner.run_dir(), &workspace.saved_model_dir(saved)?)?;
+        emit.info(format!("saved the checkpoint as {saved}"));
     }
     if interrupted {
-        bail!("training interrupted; {}", kept_after_cancel(learner.epochs_done()));
+        return Err(Failure::Stopped(kept_after_cancel(learner.epochs_done())));
     }
     Ok(())
 }
 
-/// Renders training events: rows on stdout, a batch bar on stderr, other events via [`StderrProgress`].
-struct TrainRender {
+/// Renders training events: rows on stdout, a batch bar on stderr, other events via
+/// [`StderrProgress`]. `mednist logs` renders a run's event log with it too.
+pub(crate) struct TrainRender {
     json: bool,
     bar: Mutex<Option<ProgressBar>>,
     other: StderrProgress,
 }
 
 impl TrainRender {
-    fn new(json: bool) -> Self {
+    pub(crate) fn new(json: bool) -> Self {
         Self { json, bar: Mutex::new(None), other: if json { StderrProgress::quiet() } else { StderrProgress::new() } }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = self.bar.lock().expect("bar lock").take() {
             bar.finish_and_clear();
         }
