@@ -7,7 +7,8 @@
 //!   dataset-settings.json  how its files become images: the window, the frames (data::settings)
 //!   split.json      the recorded train/valid split that training uses
 //!   downloads/      downloaded archives; NAME.part while incomplete (resumed next time)
-//!   runs/current/   the learner being trained: its latest checkpoint (`mednist train` resumes it)
+//!   runs/NAME/      one training run: its record, event log and checkpoint (crate::runs)
+//!   runs/current    a link to the run being trained: `mednist train` resumes its checkpoint
 //!   models/NAME/    checkpoints kept by `mednist train --save NAME` (the lesson's learn.save)
 //!   logs/           log files
 //!   tmp/            staging for extraction; same filesystem, so the final rename is atomic
@@ -68,7 +69,9 @@ impl Workspace {
         self.root.join("downloads")
     }
 
-    /// The learner being trained: `mednist train` resumes from the checkpoint here.
+    /// The learner being trained: `mednist train` resumes from the checkpoint here. A link
+    /// to the current run's folder (crate::runs), or a real folder in a workspace that no
+    /// training has used since before runs.
     pub fn current_run_dir(&self) -> PathBuf {
         self.root.join("runs").join("current")
     }
