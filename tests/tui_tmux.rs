@@ -2,7 +2,8 @@
 //! fetch a tiny made-up dataset, split it, train a small model for one epoch, stop a second
 //! fit by quitting, and check the terminal is given back as it was; resizes, Ctrl-C and
 //! SIGTERM too; a key typed while the terminal is still being asked about graphics, the
-//! terminal killed under a running training (a dropped SSH connection), and a closed stdin.
+//! terminal killed under a running training (a dropped SSH connection), a closed stdin, and a
+//! detached training outliving the terminal that started it.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -341,4 +342,30 @@ fn with_stdin_closed_or_empty_the_app_reads_the_terminal_and_does_not_spin() {
         assert_terminal_restored(&tmux);
         tmux.type_line("clear");
     }
+}
+
+#[test]
+fn a_detached_training_outlives_the_terminal_that_started_it() {
+    let work = TempDir::new().unwrap();
+    let workspace = workspace_with_tiny_dataset(work.path());
+    let mednist = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mednist")).arg("--workdir").arg(&workspace).args(args).output().unwrap()
+    };
+    let split = mednist(&["split"]);
+    assert!(split.status.success(), "{}", String::from_utf8_lossy(&split.stderr));
+    let tmux = Tmux::start("detach");
+    tmux.type_line(&format!(
+        "{} --workdir {} train --detach --name survivor --arch resnet18 --size 16 --bs 16 --device cpu --epochs 3",
+        env!("CARGO_BIN_EXE_mednist"),
+        workspace.display()
+    ));
+    tmux.wait_for_text("mednist logs -f survivor", Duration::from_secs(30));
+    // The terminal goes while the training starts up.
+    tmux.run(&["kill-server"]);
+
+    let followed = mednist(&["logs", "-f", "survivor"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&followed.stdout), String::from_utf8_lossy(&followed.stderr));
+    assert!(followed.status.success() && stderr.contains("run survivor finished"), "{stderr}");
+    let rows = stdout.lines().filter(|line| line.trim_start().starts_with(|c: char| c.is_ascii_digit())).count();
+    assert_eq!(rows, 3, "{stdout}");
 }
