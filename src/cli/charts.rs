@@ -30,13 +30,17 @@ pub fn curves_text(title: &str, series: &[(String, Vec<(f64, f64)>)], size: (u16
     const MARKERS: [(Marker, &str); 4] =
         [(Marker::Braille, "⣿"), (Marker::Dot, "•"), (Marker::Block, "█"), (Marker::HalfBlock, "▀")];
     let points = || series.iter().flat_map(|(_, points)| points.iter()).filter(|(_, y)| y.is_finite());
-    let bounds = |values: Vec<f64>| {
-        let (low, high) =
-            values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-        if low.is_finite() { if high > low { [low, high] } else { [low - 0.5, high + 0.5] } } else { [0.0, 1.0] }
+    let (first, last) = points().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (x, _)| (lo.min(*x), hi.max(*x)));
+    let x = if first < last {
+        [first, last]
+    } else if first.is_finite() {
+        [first - 0.5, first + 0.5]
+    } else {
+        [0.0, 1.0]
     };
-    let x = bounds(points().map(|(x, _)| *x).collect());
-    let y = bounds(points().map(|(_, y)| *y).collect());
+    // Losses and error rates are never negative: from 0, curves compare by height.
+    let highest = points().map(|(_, y)| *y).fold(0.0, f64::max);
+    let y = [0.0, if highest > 0.0 { highest } else { 1.0 }];
     let names: Vec<String> = series
         .iter()
         .enumerate()
@@ -190,7 +194,7 @@ mod tests {
         ];
         let text = curves_text("valid_loss", &series, (60, 14));
         assert!(text.contains("⣿ a") && text.contains("• b") && text.contains("valid_loss"), "{text}");
-        assert!(text.contains("0.250") && text.contains("1.000"), "{text}");
+        assert!(text.contains("0.000") && text.contains("1.000"), "{text}");
         assert_eq!(text.lines().count(), 14);
     }
 

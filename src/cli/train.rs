@@ -134,13 +134,22 @@ pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
         }
     };
     runs.write_record(&RunRecord::starting(&name, settings(args)))?;
+    // What fails before the training starts ends the run too, with its message.
+    let failed_to_start = |error: anyhow::Error| {
+        let message = format!("{error:#}");
+        // The first error is the one to report; a record that cannot be written is settled
+        // as failed later anyway, once this process has gone.
+        let _ = runs.update(&name, |record| record.end(RunStatus::Failed, Some(message)));
+        error
+    };
     if args.detach {
-        return super::detach::launch(&runs, lock, &name, json);
+        return super::detach::launch(&runs, lock, &name, json).map_err(failed_to_start);
     }
     render.info(format!("training in run {name} ({})", runs.run_dir(&name).display()));
     let cancel = CancelToken::new();
     crate::cli::cancel_on_interrupt(&cancel, "stopping after this batch");
-    let log = EventLog::append(&runs.run_dir(&name).join(event_log::EVENTS_FILE), &render, cancel.clone())?;
+    let events = runs.run_dir(&name).join(event_log::EVENTS_FILE);
+    let log = EventLog::append(&events, &render, cancel.clone()).map_err(failed_to_start)?;
     let trained = train(workspace, args, &log, &cancel, &runs, &name);
     render.finish();
     let log_failure = log.close();
