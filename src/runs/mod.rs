@@ -376,3 +376,62 @@ pub fn valid_name(name: &str) -> bool {
         && name != CURRENT
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> (tempfile::TempDir, Runs) {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = Runs::open(&Workspace::at(dir.path()), &|_| {}).unwrap();
+        (dir, runs)
+    }
+
+    #[test]
+    fn runs_started_in_the_same_second_get_their_own_names() {
+        let (_dir, runs) = registry();
+        let (first, second) = (runs.create(None).unwrap(), runs.create(None).unwrap());
+        assert!(second == format!("{first}-2") || second > first, "{first} {second}");
+        let error = runs.create(Some(&first)).unwrap_err();
+        assert!(matches!(error.downcast_ref(), Some(RunsError::NameTaken(_))), "{error:#}");
+    }
+
+    #[test]
+    fn the_current_link_is_replaced_and_followed() {
+        let (_dir, runs) = registry();
+        assert_eq!(runs.current(), None);
+        for name in ["a", "b"] {
+            runs.create(Some(name)).unwrap();
+            runs.set_current(name).unwrap();
+            assert_eq!(runs.current().as_deref(), Some(name));
+        }
+        fs::write(runs.run_dir("b").join("x"), "through the link").unwrap();
+        assert!(runs.dir().join("current/x").is_file());
+        assert_eq!(fs::read_dir(runs.dir()).unwrap().count(), 3, "a, b and the link; no staged links left");
+    }
+
+    #[test]
+    fn a_record_of_a_process_that_is_gone_says_failed() {
+        let (_dir, runs) = registry();
+        runs.create(Some("gone")).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        let record = RunRecord { pid: Some(child.id()), ..RunRecord::starting("gone", serde_json::Value::Null) };
+        runs.write_record(&record).unwrap();
+        let settled = runs.record("gone").unwrap();
+        assert_eq!(settled.status, RunStatus::Failed);
+        assert_eq!(settled.message, Some(format!("process {} ended without finishing: killed?", child.id())));
+        assert_eq!(runs.load_record("gone").unwrap(), settled, "and written so");
+    }
+
+    #[test]
+    fn an_unknown_run_lists_the_known_ones() {
+        let (_dir, runs) = registry();
+        for name in ["first", "second"] {
+            runs.create(Some(name)).unwrap();
+            runs.write_record(&RunRecord::starting(name, serde_json::Value::Null)).unwrap();
+        }
+        let error = format!("{:#}", runs.record("third").unwrap_err());
+        assert!(error.contains("no run named third") && error.contains("first, second"), "{error}");
+    }
+}
