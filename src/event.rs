@@ -110,7 +110,8 @@ pub fn kept_after_cancel(completed_epochs: usize) -> String {
 pub struct TrainStart {
     pub arch: String,
     pub device: String,
-    /// What the steps compute in: fp32, bf16 or fp16.
+    /// What the steps compute in: fp32, bf16 or fp16 (absent in logs from before precisions).
+    #[serde(default)]
     pub precision: String,
     pub classes: Vec<String>,
     /// Epoch number (0-based, counted over the learner's life) this fit starts at.

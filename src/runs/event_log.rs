@@ -164,6 +164,7 @@ mod tests {
             accuracy: 0.9,
             seconds: 3.0,
             train_images_per_second: 10.0,
+            data_wait_seconds: 0.0,
         })
     }
 
