@@ -21,7 +21,7 @@ use mednist::system::{Cuda, LibTorch, SystemReport};
 use mednist::tui::app::{Action, App, Overlay};
 use mednist::tui::jobs::{
     ClassesInfo, InterpretInfo, JobMessage, JobRequest, LearnerInfo, Outcome, Output, PreviewInfo, PreviewView,
-    SetupInfo, SplitInfo,
+    SavedLearner, SetupInfo, SplitInfo,
 };
 use mednist::tui::keys;
 use mednist::tui::lesson;
@@ -936,4 +936,34 @@ fn themes_load_by_name_or_path_and_no_color_gives_no_colours() {
         ratatui::style::Style::new().fg(ratatui::style::Color::Reset).bg(ratatui::style::Color::Reset)
     );
     assert_eq!(Theme::load(None, false).unwrap().name, "dark");
+}
+
+#[test]
+fn the_app_opens_on_the_saved_learner_and_its_history() {
+    let mut app = app();
+    let rows: Vec<EpochRow> = [0.5, 0.3]
+        .into_iter()
+        .enumerate()
+        .map(|(epoch, valid_loss)| match epoch_row(epoch, valid_loss) {
+            Event::Epoch(row) => row,
+            _ => unreachable!(),
+        })
+        .collect();
+    let saved = SavedLearner { arch: Arch::Resnet18, image_size: 32, frozen: false, epochs_done: 2 };
+    app.apply(output(PaneId::Learner, Output::Saved(saved)), Instant::now());
+    app.apply(output(PaneId::Train, Output::TrainHistory(rows)), Instant::now());
+
+    press(&mut app, "7");
+    let train = text(&screen(&mut app, 120, 40));
+    assert!(train.contains("the saved learner's 2 epoch(s)"), "{train}");
+    assert!(train.contains("0.300000"), "the saved rows are shown: {train}");
+    press(&mut app, "6");
+    let learner = text(&screen(&mut app, 120, 40));
+    assert!(learner.contains("resnet18 at 32px trained 2 epoch(s)"), "{learner}");
+    // Interpret opens the saved learner as it is, not a new resnet34 at 64px.
+    press(&mut app, "8");
+    let Some(Action::Run(JobRequest::Interpret { open, .. })) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("no interpret request")
+    };
+    assert_eq!((open.arch, open.image_size, open.fresh), (Some(Arch::Resnet18), 32, false));
 }
