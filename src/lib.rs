@@ -10,6 +10,7 @@ pub mod event;
 pub mod job;
 pub mod learn;
 pub mod model;
+pub mod remedy;
 pub mod runs;
 pub mod system;
 pub mod tui;

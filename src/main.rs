@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // Not eprintln: stderr may be a terminal that has gone, and that must not panic.
-            let _ = writeln!(std::io::stderr(), "error: {error:#}");
+            let _ = writeln!(std::io::stderr(), "error: {}", cli::errors::describe(&error));
             ExitCode::FAILURE
         }
     }

@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::remedy::{Remedy, fixable};
+
 /// Environment variable that overrides the default workspace location.
 pub const HOME_ENV: &str = "MEDNIST_HOME";
 
@@ -112,10 +114,7 @@ impl Workspace {
         if dir.is_dir() {
             Ok(dir)
         } else {
-            anyhow::bail!(
-                "no dataset in workspace {}: run `mednist fetch` first (`mednist fetch --source DIR` takes your own class folders)",
-                self.root.display()
-            )
+            Err(fixable(format!("no dataset in workspace {}", self.root.display()), [Remedy::FetchFirst]))
         }
     }
 }

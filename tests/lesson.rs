@@ -159,7 +159,7 @@ fn the_rest_of_the_lesson_headless() {
 
     let output = mednist(root).args(["train", "--epochs", "1", "--pretrained", &url]).args(small).output().unwrap();
     assert!(!output.status.success());
-    assert!(stderr_of(&output).contains("add --fresh"), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("start a new learner (--fresh)"), "{}", stderr_of(&output));
 
     let output = mednist(root).args(["--json", "unfreeze"]).output().unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));

@@ -4,6 +4,7 @@ pub mod charts;
 pub mod classes;
 pub mod detach;
 pub mod doctor;
+pub mod errors;
 pub mod export;
 pub mod fetch;
 pub mod freeze;

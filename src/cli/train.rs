@@ -136,7 +136,7 @@ pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
     runs.write_record(&RunRecord::starting(&name, settings(args)))?;
     // What fails before the training starts ends the run too, with its message.
     let failed_to_start = |error: anyhow::Error| {
-        let message = format!("{error:#}");
+        let message = super::errors::describe(&error);
         // The first error is the one to report; a record that cannot be written is settled
         // as failed later anyway, once this process has gone.
         let _ = runs.update(&name, |record| record.end(RunStatus::Failed, Some(message)));
@@ -159,7 +159,7 @@ pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
             Some(failure) => (RunStatus::Failed, Some(failure.clone()), Err(anyhow!("{failure}; {kept}"))),
             None => (RunStatus::Stopped, None, Err(anyhow!("training interrupted; {kept}"))),
         },
-        Err(Failure::Error(error)) => (RunStatus::Failed, Some(format!("{error:#}")), Err(error)),
+        Err(Failure::Error(error)) => (RunStatus::Failed, Some(super::errors::describe(&error)), Err(error)),
     };
     runs.update(&name, |record| record.end(status, message))?;
     drop(lock);

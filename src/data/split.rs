@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::scan::{DatasetScan, Item};
+use crate::remedy::{Remedy, fixable};
 use crate::workspace::{self, Workspace};
 
 /// What must not be split across train and valid.
@@ -183,11 +184,14 @@ pub fn split(scan: &DatasetScan, options: &SplitOptions) -> Result<Split> {
             GroupBy::None => String::new(),
             group => format!(" in {} {}", split.group_counts().train, group.plural()),
         };
-        anyhow::bail!(
-            "valid-pct {pct} of {} images{groups} leaves the validation set empty: use a larger --valid-pct{}",
-            scan.items.len(),
-            if group.is_none() { "" } else { " or --group none" }
-        );
+        let mut remedies = vec![Remedy::LargerValidPct];
+        if !group.is_none() {
+            remedies.push(Remedy::NoGrouping);
+        }
+        return Err(fixable(
+            format!("valid-pct {pct} of {} images{groups} leaves the validation set empty", scan.items.len()),
+            remedies,
+        ));
     }
     for (name, counts) in split.classes.iter().zip(split.class_counts()) {
         let images = counts.train + counts.valid;

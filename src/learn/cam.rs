@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
@@ -15,6 +15,7 @@ use super::inference::batch_tensors;
 use crate::data::batches::{BatchPlan, Prefetcher};
 use crate::data::cache::ImageCache;
 use crate::model::{Arch, Classifier, ResNet};
+use crate::remedy::{Remedy, fixable};
 
 /// One image's map for the class it was asked for.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,14 +41,20 @@ impl Heatmap {
     }
 }
 
+/// The smallest image side whose last stage (1/32 of it) is 2x2 or finer.
+pub const CAM_MIN_SIZE: usize = 64;
+
 /// Grad-CAM needs a last stage with more than one position to tell regions apart.
 pub fn check(arch: Arch, image_size: usize) -> Result<()> {
     let grid = ResNet::output_side(image_size);
     if grid < 2 {
-        bail!(
-            "Grad-CAM cannot locate anything at {image_size}px: the {arch}'s last convolutional stage (layer4) is \
-             {grid}x{grid} there; train at --size 64 or larger for a 2x2 map or finer"
-        );
+        return Err(fixable(
+            format!(
+                "Grad-CAM cannot locate anything at {image_size}px: the {arch}'s last convolutional stage (layer4) \
+                 is {grid}x{grid} there, and a 2x2 map or finer needs {CAM_MIN_SIZE}px"
+            ),
+            [Remedy::MinImageSize(CAM_MIN_SIZE)],
+        ));
     }
     Ok(())
 }
@@ -183,6 +190,6 @@ mod tests {
     fn a_1x1_last_stage_is_refused() {
         assert!(check(Arch::Resnet18, 64).is_ok());
         let error = check(Arch::Resnet34, 32).unwrap_err().to_string();
-        assert!(error.contains("1x1") && error.contains("--size 64"), "{error}");
+        assert!(error.contains("1x1") && error.contains("needs 64px"), "{error}");
     }
 }

@@ -17,6 +17,7 @@ use super::schedule::OneCycle;
 use crate::data::window::Window;
 use crate::event::{Emit, EpochRow};
 use crate::model::Arch;
+use crate::remedy::{Remedy, fixable};
 use crate::workspace::{read_json, write_atomic, write_json_atomic};
 
 const STATE_FILE: &str = "checkpoint.json";
@@ -147,7 +148,10 @@ pub fn load_with_fallback<T>(dir: &Path, emit: &dyn Emit, open: impl Fn(Checkpoi
 fn read_state(path: &Path) -> Result<CheckpointState> {
     let state: CheckpointState = read_json(path)?;
     if state.format != FORMAT {
-        bail!("{} has format {}, this mednist reads {FORMAT}: train again with --fresh", path.display(), state.format);
+        return Err(fixable(
+            format!("{} has format {}, this mednist reads {FORMAT}", path.display(), state.format),
+            [Remedy::StartFresh],
+        ));
     }
     Ok(state)
 }

@@ -37,6 +37,7 @@ use crate::data::window::Window;
 use crate::event::{Emit, EpochRow, Event, Stage, TrainStart};
 use crate::job::{CancelToken, Cancelled};
 use crate::model::{Arch, Classifier, LayerGroup};
+use crate::remedy::{Remedy, fixable};
 
 /// Layer groups in the order learning-rate slices address them.
 const GROUPS: [LayerGroup; 2] = [LayerGroup::Body, LayerGroup::Head];
@@ -258,30 +259,37 @@ impl Learner {
     /// Whether this learner was trained on the split that `data` holds.
     pub fn check_data(&self, data: &TrainData) -> Result<()> {
         if data.classes != self.classes {
-            bail!(
-                "the checkpoint in {} was trained on classes {:?}, the dataset now has {:?}: train with --fresh",
-                self.run_dir.display(),
-                self.classes,
-                data.classes
-            );
+            return Err(fixable(
+                format!(
+                    "the checkpoint in {} was trained on classes {:?}, the dataset now has {:?}",
+                    self.run_dir.display(),
+                    self.classes,
+                    data.classes
+                ),
+                [Remedy::StartFresh],
+            ));
         }
         if data.cache.side() != self.image_size {
-            bail!(
-                "the checkpoint in {} was trained on {}px images, not {}px: use --size {} or --fresh",
-                self.run_dir.display(),
-                self.image_size,
-                data.cache.side(),
-                self.image_size
-            );
+            return Err(fixable(
+                format!(
+                    "the checkpoint in {} was trained on {}px images, not {}px",
+                    self.run_dir.display(),
+                    self.image_size,
+                    data.cache.side()
+                ),
+                [Remedy::ImageSize(self.image_size), Remedy::StartFresh],
+            ));
         }
         if data.window != self.window {
-            bail!(
-                "the checkpoint in {} was trained on images in window {}, not {}: use --window {} or --fresh",
-                self.run_dir.display(),
-                self.window,
-                data.window,
-                self.window
-            );
+            return Err(fixable(
+                format!(
+                    "the checkpoint in {} was trained on images in window {}, not {}",
+                    self.run_dir.display(),
+                    self.window,
+                    data.window
+                ),
+                [Remedy::Window(self.window), Remedy::StartFresh],
+            ));
         }
         Ok(())
     }
@@ -301,16 +309,15 @@ impl Learner {
         self.check_data(data)?;
         let steps_per_epoch = data.train.len() / self.settings.batch_size.max(1);
         if steps_per_epoch == 0 {
-            bail!(
-                "{} training images make no full batch of {}: use a smaller --bs or more images",
-                data.train.len(),
-                self.settings.batch_size
-            );
+            return Err(fixable(
+                format!("{} training images make no full batch of {}", data.train.len(), self.settings.batch_size),
+                [Remedy::SmallerBatch],
+            ));
         }
         let cycle = match self.cycle.take() {
             Some(cycle) if !cycle.is_complete() && cycle.steps_per_epoch == steps_per_epoch => {
                 emit.info(format!(
-                    "resuming the interrupted {}-epoch cycle at its epoch {} (pass --fresh to start over)",
+                    "resuming the interrupted {}-epoch cycle at its epoch {} (a new learner starts over)",
                     cycle.epochs,
                     cycle.epochs_done + 1
                 ));
@@ -338,7 +345,7 @@ impl Learner {
         }));
         if self.temperature.take().is_some() {
             emit.info(
-                "training changes the weights: the calibration temperature is dropped (interpret --calibrate fits a new one)"
+                "training changes the weights: the calibration temperature is dropped (calibrating again fits a new one)"
                     .into(),
             );
         }
@@ -517,7 +524,10 @@ impl Learner {
         self.check_data(data)?;
         let batch_size = self.settings.batch_size.max(1);
         if data.train.len() < batch_size {
-            bail!("{} training images make no full batch of {batch_size}: use a smaller --bs", data.train.len());
+            return Err(fixable(
+                format!("{} training images make no full batch of {batch_size}", data.train.len()),
+                [Remedy::SmallerBatch],
+            ));
         }
         let saved = self.snapshot()?;
         let total = Some(options.iterations as u64);

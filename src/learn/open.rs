@@ -2,7 +2,7 @@
 //! or a new one, with the data it trains on. `mednist train` and the TUI's Learner and Train
 //! panes share this flow.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::data::TrainData;
 use super::device::DeviceChoice;
@@ -14,6 +14,7 @@ use crate::event::Emit;
 use crate::job::CancelToken;
 use crate::learn::checkpoint::Which;
 use crate::model::Arch;
+use crate::remedy::{Remedy, fixable};
 use crate::workspace::Workspace;
 
 /// What to open.
@@ -77,21 +78,21 @@ pub fn open_learner(
     if let (Some(learner), Some(arch)) = (&previous, options.arch)
         && learner.arch != arch
     {
-        bail!(
-            "the learner saved in {} is a {}, not a {arch}: start a new {arch} (--fresh) or keep training the {}",
-            run_dir.display(),
-            learner.arch,
-            learner.arch
-        );
+        return Err(fixable(
+            format!("the learner saved in {} is a {}, not a {arch}", run_dir.display(), learner.arch),
+            [Remedy::StartFresh, Remedy::KeepArch(learner.arch)],
+        ));
     }
     if let (Some(learner), Some(pretrained)) = (&previous, &options.pretrained) {
-        bail!(
-            "a {} trained for {} epoch(s) is saved in {}: pretrained weights ({pretrained}) start a new learner: \
-             add --fresh to replace it (in the app: Learner, start from a new learner)",
-            learner.arch,
-            learner.epochs_done(),
-            run_dir.display()
-        );
+        return Err(fixable(
+            format!(
+                "a {} trained for {} epoch(s) is saved in {}: pretrained weights ({pretrained}) start a new learner",
+                learner.arch,
+                learner.epochs_done(),
+                run_dir.display()
+            ),
+            [Remedy::StartFresh],
+        ));
     }
     let arch = options.arch.unwrap_or_default();
     let weights = match (&previous, &options.pretrained) {
@@ -101,12 +102,14 @@ pub fn open_learner(
     if let (Some(learner), Some(window)) = (&previous, options.window)
         && learner.window != window
     {
-        bail!(
-            "the learner saved in {} was trained on images in window {}, not {window}: start a new one (--fresh) \
-             or keep its window",
-            run_dir.display(),
-            learner.window
-        );
+        return Err(fixable(
+            format!(
+                "the learner saved in {} was trained on images in window {}, not {window}",
+                run_dir.display(),
+                learner.window
+            ),
+            [Remedy::StartFresh, Remedy::Window(learner.window)],
+        ));
     }
     let dataset_window = DatasetSettings::load(workspace)?.window;
     let window = match &previous {

@@ -9,6 +9,7 @@
 //! waits for it.
 
 pub mod app;
+pub mod errors;
 pub mod form;
 pub mod graphics;
 pub mod input;
@@ -90,7 +91,7 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<()> {
     let result = runtime.block_on(event_loop(&mut terminal.terminal, app, jobs, channels, query, &log));
     drop(terminal);
     if let Err(error) = &result {
-        log.line(format_args!("error: {error:#}"));
+        log.line(format_args!("error: {}", errors::describe(error)));
     }
     log.line("quit");
     result
