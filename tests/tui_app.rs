@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use image::{GrayImage, Luma};
 use mednist::data::fetch::{ClassFolder, DatasetInfo};
-use mednist::data::scan::{ClassSummary, Item};
-use mednist::data::split::{ClassCounts, SplitOptions};
+use mednist::data::scan::{ClassSummary, DicomSummary, Item, UnreadableFile};
+use mednist::data::settings::{DatasetSettings, Frames};
+use mednist::data::split::{ClassCounts, GroupBy, SplitOptions};
+use mednist::data::window::Window;
 use mednist::event::{BatchEnd, EpochRow, Event, Level, LrStep, Stage, TrainStart};
 use mednist::learn::inference::Predictions;
 use mednist::learn::interpret::Interpretation;
@@ -132,8 +134,10 @@ fn classes_info() -> ClassesInfo {
     ClassesInfo {
         classes: CLASSES.iter().enumerate().map(summary).collect(),
         thumbnails: (0..CLASSES.len() as u32).map(|i| Some(image(i))).collect(),
-        unreadable: 1,
+        unreadable: vec![UnreadableFile { path: "Hand/notes.txt".into(), reason: "not an image".into() }],
+        unreadable_count: 1,
         empty_classes: Vec::new(),
+        settings: DatasetSettings::default(),
     }
 }
 
@@ -142,6 +146,8 @@ fn split_info() -> SplitInfo {
         options: SplitOptions::default(),
         classes: CLASSES.iter().map(|c| c.to_string()).collect(),
         counts: (0..6).map(|i| ClassCounts { train: 240 + i, valid: 60 - i }).collect(),
+        group: GroupBy::None,
+        groups: ClassCounts { train: 1455, valid: 345 },
     }
 }
 
@@ -278,7 +284,10 @@ fn preview_pane() {
         &mut app,
         PaneId::Preview,
         vec![
-            output(PaneId::Preview, Output::Preview(PreviewInfo { view: PreviewView::Batch, seed: 0, tiles })),
+            output(
+                PaneId::Preview,
+                Output::Preview(PreviewInfo { view: PreviewView::Batch, seed: 0, window: Window::default(), tiles }),
+            ),
             finished(PaneId::Preview, Outcome::Done),
         ],
     );
@@ -289,7 +298,10 @@ fn preview_pane() {
 fn images_are_encoded_off_the_ui_thread_and_drawn_once_back() {
     let preview = || {
         let tiles = (0..9).map(|i| (image(i), CLASSES[i as usize % 6].to_string())).collect();
-        output(PaneId::Preview, Output::Preview(PreviewInfo { view: PreviewView::Batch, seed: 0, tiles }))
+        output(
+            PaneId::Preview,
+            Output::Preview(PreviewInfo { view: PreviewView::Batch, seed: 0, window: Window::default(), tiles }),
+        )
     };
     let mut inline = app();
     run(&mut inline, PaneId::Preview, vec![preview()]);
@@ -567,7 +579,11 @@ fn the_footer_names_the_pane_s_own_keys_and_keeps_quit_and_help_when_narrow() {
     let footer = |app: &mut App, width| text(&screen(app, width, 24)).lines().last().unwrap_or_default().to_string();
     let wide = footer(&mut app, 130);
     assert!(wide.contains("n new sample") && wide.contains("Enter run") && wide.contains("l lesson"), "{wide}");
-    assert!(!wide.contains("e type"), "the Preview pane has nothing to type: {wide}");
+    assert!(wide.contains("e type"), "the Preview pane's window is typed: {wide}");
+    press(&mut app, "1");
+    let setup = footer(&mut app, 130);
+    assert!(!setup.contains("e type") && !setup.contains("n new sample"), "Setup has no settings: {setup}");
+    press(&mut app, "5");
     let narrow = footer(&mut app, 60);
     assert!(narrow.contains("q quit") && narrow.contains("? keys"), "{narrow}");
     press(&mut app, "9");
@@ -624,7 +640,7 @@ fn l_hides_the_note_where_it_fits_and_opens_it_where_it_does_not() {
 fn leaving_without_being_asked_waits_for_the_running_step() {
     let mut app = app();
     press(&mut app, "3");
-    assert!(matches!(app.handle_key(key(KeyCode::Enter)), Some(Action::Run(JobRequest::Classes))));
+    assert!(matches!(app.handle_key(key(KeyCode::Enter)), Some(Action::Run(JobRequest::Classes(_)))));
     app.shut_down();
     assert!(!app.should_exit(), "the step still runs");
     assert!(press(&mut app, "4").is_none(), "keys are ignored once leaving");
@@ -644,7 +660,7 @@ fn number_keys_switch_panes_and_enter_runs_the_shown_one() {
         assert_eq!(app.active(), id);
     }
     press(&mut app, "3");
-    assert!(matches!(app.handle_key(key(KeyCode::Enter)), Some(Action::Run(JobRequest::Classes))));
+    assert!(matches!(app.handle_key(key(KeyCode::Enter)), Some(Action::Run(JobRequest::Classes(_)))));
     assert_eq!(app.running(), Some(PaneId::Classes));
     assert_eq!(app.panes.get(PaneId::Classes).cell().execution, Some(1));
 }
@@ -678,6 +694,115 @@ fn settings_change_with_arrows_and_typing_and_reach_the_request() {
     app.handle_key(key(KeyCode::Right)); // stratify
     let Some(Action::Run(JobRequest::Split(options))) = app.handle_key(key(KeyCode::Enter)) else { panic!("no split") };
     assert_eq!(options, SplitOptions { valid_pct: 0.25, seed: 7, stratify: true, group: None });
+    app.apply(finished(PaneId::Split, Outcome::Done), Instant::now());
+    app.handle_key(key(KeyCode::Down));
+    for (presses, group) in [(1, GroupBy::Patient), (1, GroupBy::Study), (1, GroupBy::None)] {
+        for _ in 0..presses {
+            app.handle_key(key(KeyCode::Right));
+        }
+        let Some(Action::Run(JobRequest::Split(options))) = app.handle_key(key(KeyCode::Enter)) else { panic!() };
+        assert_eq!(options.group, Some(group));
+        app.apply(finished(PaneId::Split, Outcome::Done), Instant::now());
+    }
+}
+
+#[test]
+fn a_grouped_split_says_how_many_patients_each_side_has() {
+    let mut app = app();
+    let info = SplitInfo { group: GroupBy::Patient, groups: ClassCounts { train: 41, valid: 10 }, ..split_info() };
+    run(
+        &mut app,
+        PaneId::Split,
+        vec![output(PaneId::Split, Output::Split(info)), finished(PaneId::Split, Outcome::Done)],
+    );
+    let screen = text(&screen(&mut app, 130, 40));
+    assert!(screen.contains("whole patients on one side: 41 train, 10 valid"), "{screen}");
+}
+
+/// A class of 16-bit CT in DICOM, as the scan reports it.
+fn dicom_class() -> ClassSummary {
+    ClassSummary {
+        name: "HeadCT".into(),
+        images: 40,
+        formats: BTreeMap::from([("dicom".to_string(), 40)]),
+        sizes: BTreeMap::from([("512x512".to_string(), 40)]),
+        modes: BTreeMap::from([("gray16".to_string(), 40)]),
+        windows: BTreeMap::from([("file".to_string(), 30), ("minmax".to_string(), 10)]),
+        dicom: DicomSummary {
+            modalities: BTreeMap::from([("CT".to_string(), 40)]),
+            transfer_syntaxes: BTreeMap::from([("Explicit VR Little Endian".to_string(), 40)]),
+            bits_stored: BTreeMap::from([(12, 40)]),
+            photometric_interpretations: BTreeMap::from([("MONOCHROME2".to_string(), 40)]),
+            frames: BTreeMap::from([(1, 10), (3, 10)]),
+            with_patient: 40,
+        },
+    }
+}
+
+#[test]
+fn classes_pane_shows_what_dicom_pixels_are_and_records_the_window_chosen() {
+    let mut app = app();
+    let lungs: Window = "lungs".parse().unwrap();
+    let recorded = DatasetSettings { window: lungs, frames: Frames::Middle };
+    app.apply(output(PaneId::Classes, Output::DatasetSettings(recorded)), Instant::now());
+    let info = ClassesInfo {
+        classes: vec![dicom_class()],
+        thumbnails: vec![Some(image(0))],
+        unreadable: vec![UnreadableFile { path: "HeadCT/a/b.dcm".into(), reason: "no pixel data: SR document".into() }],
+        unreadable_count: 5,
+        settings: recorded,
+        ..classes_info()
+    };
+    run(
+        &mut app,
+        PaneId::Classes,
+        vec![output(PaneId::Classes, Output::Classes(info)), finished(PaneId::Classes, Outcome::Done)],
+    );
+    let shown = text(&screen(&mut app, 130, 40));
+    assert!(
+        shown.contains("HeadCT       CT, 12 bits, MONOCHROME2, 10 multi-frame file(s), window file (30), minmax (10)"),
+        "{shown}"
+    );
+    assert!(shown.contains("HeadCT/a/b.dcm: no pixel data: SR document") && shown.contains("and 4 more"), "{shown}");
+    assert!(shown.contains("window") && shown.contains("lungs") && shown.contains("middle frame"), "{shown}");
+
+    // ←/→ step through the offered windows; the run asks for the one shown.
+    app.handle_key(key(KeyCode::Right));
+    let Some(Action::Run(JobRequest::Classes(settings))) = app.handle_key(key(KeyCode::Enter)) else { panic!() };
+    assert_eq!(settings, DatasetSettings { window: "mediastinum".parse().unwrap(), frames: Frames::Middle });
+    app.apply(finished(PaneId::Classes, Outcome::Done), Instant::now());
+
+    // A typed window is checked; a bad one is refused naming the presets.
+    press(&mut app, "e");
+    for _ in 0.."mediastinum".len() {
+        app.handle_key(key(KeyCode::Backspace));
+    }
+    press(&mut app, "bone");
+    app.handle_key(key(KeyCode::Enter));
+    let refused = text(&screen(&mut app, 130, 40));
+    assert!(refused.contains("window \"bone\""), "{refused}");
+    app.handle_key(key(KeyCode::Esc));
+    press(&mut app, "e");
+    for _ in 0.."mediastinum".len() {
+        app.handle_key(key(KeyCode::Backspace));
+    }
+    press(&mut app, "40,400");
+    app.handle_key(key(KeyCode::Enter));
+    let Some(Action::Run(JobRequest::Classes(settings))) = app.handle_key(key(KeyCode::Enter)) else { panic!() };
+    assert_eq!(settings.window, Window::Custom { level: 40.0, width: 400.0 });
+}
+
+#[test]
+fn the_recorded_window_reaches_the_preview_and_its_run() {
+    let mut app = app();
+    let brain: Window = "brain".parse().unwrap();
+    app.apply(
+        output(PaneId::Preview, Output::DatasetSettings(DatasetSettings { window: brain, ..Default::default() })),
+        Instant::now(),
+    );
+    press(&mut app, "5");
+    let Some(Action::Run(JobRequest::Preview { window, .. })) = press(&mut app, "n") else { panic!("no preview") };
+    assert_eq!(window, brain);
 }
 
 #[test]
@@ -845,7 +970,9 @@ fn preview_n_draws_a_new_sample_each_time() {
     press(&mut app, "5");
     let mut seeds = Vec::new();
     for _ in 0..2 {
-        let Some(Action::Run(JobRequest::Preview { view, seed })) = press(&mut app, "n") else { panic!("no preview") };
+        let Some(Action::Run(JobRequest::Preview { view, seed, .. })) = press(&mut app, "n") else {
+            panic!("no preview")
+        };
         assert_eq!(view, PreviewView::Batch);
         seeds.push(seed);
         app.apply(finished(PaneId::Preview, Outcome::Done), Instant::now());

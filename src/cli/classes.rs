@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::cli::progress::StderrProgress;
 use crate::cli::table::Table;
+use crate::data::report::tally;
 use crate::data::scan::{self, ClassSummary, DatasetScan, EmptyClass, UnreadableFile};
 use crate::data::settings::{DatasetSettings, Frames};
 use crate::data::window::Window;
@@ -173,32 +174,4 @@ fn render_pixels(scan: &DatasetScan) -> String {
         scan.settings.frames,
         table.render()
     )
-}
-
-/// `jpeg` when there is one key; else the most common first, `64x64 (8), 32x32 (2), +3 more`.
-fn tally(counts: &BTreeMap<String, usize>, shown: usize) -> String {
-    if let (Some(only), 1) = (counts.keys().next(), counts.len()) {
-        return only.clone();
-    }
-    let mut by_count: Vec<(&String, &usize)> = counts.iter().collect();
-    by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let mut parts: Vec<String> = by_count.iter().take(shown).map(|(key, n)| format!("{key} ({n})")).collect();
-    if by_count.len() > shown {
-        parts.push(format!("+{} more", by_count.len() - shown));
-    }
-    parts.join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tally_names_a_single_value_and_ranks_several() {
-        let counts = |pairs: &[(&str, usize)]| pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect();
-        assert_eq!(tally(&counts(&[("64x64", 9)]), 3), "64x64");
-        let sizes = counts(&[("10x10", 1), ("64x64", 9), ("32x32", 4), ("8x8", 1)]);
-        assert_eq!(tally(&sizes, 2), "64x64 (9), 32x32 (4), +2 more");
-        assert_eq!(tally(&sizes, usize::MAX), "64x64 (9), 32x32 (4), 10x10 (1), 8x8 (1)");
-    }
 }

@@ -10,6 +10,7 @@ pub mod download;
 pub mod embedded;
 pub mod fetch;
 pub mod on_device;
+pub mod report;
 pub mod scan;
 pub mod settings;
 pub mod split;

@@ -19,9 +19,10 @@ use super::panes::PaneId;
 use crate::data::augment::{self, Augment, Draw};
 use crate::data::cache::decode_gray;
 use crate::data::fetch::{self, DatasetInfo, FetchRequest};
-use crate::data::scan::{self, ClassSummary, DatasetScan, EmptyClass};
+use crate::data::scan::{self, ClassSummary, DatasetScan, EmptyClass, UnreadableFile};
 use crate::data::settings::DatasetSettings;
-use crate::data::split::{self, ClassCounts, Split, SplitOptions};
+use crate::data::split::{self, ClassCounts, GroupBy, Split, SplitOptions};
+use crate::data::window::Window;
 use crate::event::{Emit, EpochRow, Event, Level, kept_after_cancel};
 use crate::job::{CancelToken, is_cancelled};
 use crate::learn::checkpoint;
@@ -39,16 +40,22 @@ use crate::workspace::{self, Workspace};
 /// learner's default.
 pub const IMAGE_SIDE: usize = 64;
 
+/// Unreadable files the Classes pane lists by name (the count says how many in all).
+const UNREADABLE_LISTED: usize = 20;
+
 /// What a pane asks the kernel to run.
 #[derive(Debug, Clone)]
 pub enum JobRequest {
     Setup,
     Fetch(FetchRequest),
-    Classes,
+    /// Scan the classes, reading the images with these settings (recorded if they changed).
+    Classes(DatasetSettings),
     Split(SplitOptions),
+    /// Nine images windowed with `window` (recorded if it changed).
     Preview {
         view: PreviewView,
         seed: u64,
+        window: Window,
     },
     /// Open (resume or create) the learner and load its data.
     Learner(OpenOptions),
@@ -80,7 +87,7 @@ impl JobRequest {
         match self {
             JobRequest::Setup => PaneId::Setup,
             JobRequest::Fetch(_) => PaneId::Fetch,
-            JobRequest::Classes => PaneId::Classes,
+            JobRequest::Classes(_) => PaneId::Classes,
             JobRequest::Split(_) => PaneId::Split,
             JobRequest::Preview { .. } => PaneId::Preview,
             JobRequest::Learner(_) | JobRequest::SetFrozen { .. } => PaneId::Learner,
@@ -122,6 +129,8 @@ pub enum Outcome {
 pub enum Output {
     Setup(Box<SetupInfo>),
     Fetched(DatasetInfo),
+    /// How the dataset's files become images, as recorded (to the Classes and Preview panes).
+    DatasetSettings(DatasetSettings),
     Classes(ClassesInfo),
     Split(SplitInfo),
     Preview(PreviewInfo),
@@ -155,8 +164,11 @@ pub struct ClassesInfo {
     pub classes: Vec<ClassSummary>,
     /// One image per class (its first), `IMAGE_SIDE` square; `None` when it would not decode.
     pub thumbnails: Vec<Option<GrayImage>>,
-    pub unreadable: usize,
+    /// The first unreadable files, with their reasons.
+    pub unreadable: Vec<UnreadableFile>,
+    pub unreadable_count: usize,
     pub empty_classes: Vec<EmptyClass>,
+    pub settings: DatasetSettings,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -164,12 +176,16 @@ pub struct SplitInfo {
     pub options: SplitOptions,
     pub classes: Vec<String>,
     pub counts: Vec<ClassCounts>,
+    /// What was kept on one side, and how many of those groups each side has.
+    pub group: GroupBy,
+    pub groups: ClassCounts,
 }
 
 #[derive(Debug, Clone)]
 pub struct PreviewInfo {
     pub view: PreviewView,
     pub seed: u64,
+    pub window: Window,
     /// Images with their captions, in reading order.
     pub tiles: Vec<(GrayImage, String)>,
 }
@@ -284,7 +300,7 @@ impl Kernel {
                 Ok(Ok(())) if cancel.is_cancelled() => Outcome::Cancelled,
                 Ok(Ok(())) => Outcome::Done,
                 Ok(Err(error)) if is_cancelled(&error) => Outcome::Cancelled,
-                Ok(Err(error)) => Outcome::Failed(format!("{error:#}")),
+                Ok(Err(error)) => Outcome::Failed(super::errors::describe(&error)),
                 Err(panic) => {
                     // A panic may leave the learner half-updated: drop it; the checkpoint stands.
                     self.trainer = None;
@@ -313,6 +329,7 @@ impl Kernel {
                 let info_file = self.workspace.dataset_info_file();
                 let dataset = info_file.exists().then(|| workspace::read_json(&info_file)).transpose()?;
                 self.send(pane, Output::Setup(Box::new(SetupInfo { system, dataset })));
+                self.send_settings(DatasetSettings::load(&self.workspace)?);
                 // The app opens on the workspace as it is, like a notebook with its outputs:
                 // the Learner step takes the saved learner's shape, Train shows its epochs.
                 if let Ok(Some(saved)) = checkpoint::load(&self.workspace.current_run_dir()) {
@@ -336,8 +353,12 @@ impl Kernel {
                 self.trainer = None;
                 self.send(pane, Output::Fetched(info));
             }
-            JobRequest::Classes => {
+            JobRequest::Classes(settings) => {
+                self.record_settings(settings, &emit)?;
                 let scan = self.scan(&emit, cancel)?;
+                for file in &scan.unreadable {
+                    self.log.line(format_args!("classes: skipped {}: {}", file.path, file.reason));
+                }
                 let thumbnails = scan
                     .classes
                     .iter()
@@ -354,8 +375,10 @@ impl Kernel {
                     Output::Classes(ClassesInfo {
                         classes: scan.classes.clone(),
                         thumbnails,
-                        unreadable: scan.unreadable.len(),
+                        unreadable: scan.unreadable.iter().take(UNREADABLE_LISTED).cloned().collect(),
+                        unreadable_count: scan.unreadable.len(),
                         empty_classes: scan.empty_classes.clone(),
+                        settings: scan.settings,
                     }),
                 );
             }
@@ -368,11 +391,14 @@ impl Kernel {
                 split.save(&self.workspace)?;
                 self.trainer = None;
                 let counts = split.class_counts();
-                self.send(pane, Output::Split(SplitInfo { options, classes: split.classes, counts }));
+                let (group, groups) = (split.group, split.group_counts());
+                self.send(pane, Output::Split(SplitInfo { options, classes: split.classes, counts, group, groups }));
             }
-            JobRequest::Preview { view, seed } => {
+            JobRequest::Preview { view, seed, window } => {
+                let recorded = DatasetSettings::load(&self.workspace)?;
+                self.record_settings(DatasetSettings { window, ..recorded }, &emit)?;
                 let tiles = self.preview(view, seed)?;
-                self.send(pane, Output::Preview(PreviewInfo { view, seed, tiles }));
+                self.send(pane, Output::Preview(PreviewInfo { view, seed, window, tiles }));
             }
             JobRequest::Learner(options) => {
                 self.trainer = None;
@@ -443,6 +469,29 @@ impl Kernel {
             }
         }
         Ok(())
+    }
+
+    /// Records `settings` when they differ from the workspace's: what was read with the old
+    /// ones (the scan, the open learner's images) is dropped, and both panes that offer them
+    /// are told.
+    fn record_settings(&mut self, settings: DatasetSettings, emit: &dyn Emit) -> Result<()> {
+        if settings == DatasetSettings::load(&self.workspace)? {
+            return Ok(());
+        }
+        settings.save(&self.workspace)?;
+        self.scan = None;
+        self.trainer = None;
+        emit.info(format!(
+            "recorded window {}, frames {}: every step reads the images so",
+            settings.window, settings.frames
+        ));
+        self.send_settings(settings);
+        Ok(())
+    }
+
+    fn send_settings(&self, settings: DatasetSettings) {
+        self.send(PaneId::Classes, Output::DatasetSettings(settings));
+        self.send(PaneId::Preview, Output::DatasetSettings(settings));
     }
 
     /// The workspace's dataset folder, or an error saying which step makes it.

@@ -100,7 +100,7 @@ impl Panes {
         match id {
             PaneId::Setup => Ok(JobRequest::Setup),
             PaneId::Fetch => self.fetch.request(),
-            PaneId::Classes => Ok(JobRequest::Classes),
+            PaneId::Classes => self.classes.request(),
             PaneId::Split => self.split.request(),
             PaneId::Preview => self.preview.request(),
             PaneId::Learner => self.learner.request(),

@@ -43,6 +43,7 @@ pub mod preview;
 pub mod setup;
 pub mod split;
 pub mod train;
+pub mod window;
 
 use std::time::Instant;
 

@@ -1,4 +1,5 @@
-//! 4 Split: hold out a validation set (percentage and seed editable); counts per class.
+//! 4 Split: hold out a validation set (percentage, seed and grouping editable); counts per
+//! class, and per side the patients (or studies) kept whole.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -6,7 +7,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Row, Table};
 
 use super::{Cell, Pane, PaneId};
-use crate::data::split::{ClassCounts, SplitOptions};
+use crate::data::split::{ClassCounts, GroupBy, SplitOptions};
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{JobRequest, Output, SplitInfo};
 use crate::tui::theme::Theme;
@@ -15,6 +16,9 @@ use crate::tui::widgets::ImageMaker;
 const VALID_PERCENT: usize = 0;
 const SEED: usize = 1;
 const STRATIFY: usize = 2;
+const GROUP: usize = 3;
+/// The group field's choices after the first, "as the dataset suggests".
+const GROUPS: [GroupBy; 3] = [GroupBy::Patient, GroupBy::Study, GroupBy::None];
 
 pub struct SplitPane {
     cell: Cell,
@@ -31,6 +35,16 @@ impl Default for SplitPane {
                 Field::number("valid %", (defaults.valid_pct * 100.0).round() as u64, 1, 99, Step::Add(5)),
                 Field::number("seed", defaults.seed, 0, u64::MAX, Step::Add(1)),
                 Field::choice("stratify", &["no", "yes, per class"], usize::from(defaults.stratify)),
+                Field::choice(
+                    "keep whole",
+                    &[
+                        "auto: patients when the DICOM files name them",
+                        "patients: none on both sides",
+                        "studies: none on both sides",
+                        "nothing: split images",
+                    ],
+                    0,
+                ),
             ]),
             split: None,
         }
@@ -43,7 +57,7 @@ impl SplitPane {
             valid_pct: self.form.number(VALID_PERCENT) as f64 / 100.0,
             seed: self.form.number(SEED),
             stratify: self.form.choice(STRATIFY) == 1,
-            group: None,
+            group: self.form.choice(GROUP).checked_sub(1).map(|choice| GROUPS[choice]),
         }
     }
 
@@ -62,7 +76,11 @@ impl Pane for SplitPane {
 
     fn code(&self) -> String {
         let options = self.options();
-        format!("splitter = RandomSplitter(valid_pct={}, seed={})", options.valid_pct, options.seed)
+        let splitter = format!("RandomSplitter(valid_pct={}, seed={})", options.valid_pct, options.seed);
+        match options.group {
+            Some(group) if !group.is_none() => format!("splitter = {splitter}  # whole {} on one side", group.plural()),
+            _ => format!("splitter = {splitter}"),
+        }
     }
 
     fn on_output(&mut self, output: Output, _images: &ImageMaker) {
@@ -93,12 +111,21 @@ impl Pane for SplitPane {
         let widths = [Constraint::Length(16), Constraint::Length(8), Constraint::Length(8), Constraint::Length(8)];
         let table = Table::new(rows, widths).header(header).style(theme.base());
         let how = if split.options.stratify { "stratified by class" } else { "over all images" };
+        let grouped = match split.group {
+            GroupBy::None => String::new(),
+            group => format!(
+                "; whole {} on one side: {} train, {} valid",
+                group.plural(),
+                split.groups.train,
+                split.groups.valid
+            ),
+        };
         let [caption_area, table_area] =
             ratatui::layout::Layout::vertical([Constraint::Length(2), Constraint::Fill(1)]).areas(area);
         frame.render_widget(
             Line::styled(
                 format!(
-                    "{}% held out {how}, seed {}: in split.json",
+                    "{}% held out {how}, seed {}{grouped}: in split.json",
                     (split.options.valid_pct * 100.0).round(),
                     split.options.seed
                 ),
