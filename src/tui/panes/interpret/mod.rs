@@ -1,118 +1,121 @@
-//! 8 Interpret: the lesson's `ClassificationInterpretation` of the open learner: the
-//! confusion matrix (counts, or fractions of each actual class with `v`), the most confused
-//! pairs, per-class scores, and the top losses as images.
+//! 8 Interpret: the lesson's `ClassificationInterpretation` of the open learner and what a
+//! clinic asks beyond it, as views `m` cycles through: the confusion matrix (counts, or
+//! fractions of each actual class with `v`) with the most confused pairs, per-class scores and
+//! the top losses as images (`c`: their Grad-CAM heatmaps); the per-class sensitivity,
+//! specificity, PPV, NPV and AUC with bootstrap intervals; the ROC curves; the reliability
+//! diagram; and `learn.predict` on an image file of the settings (Enter in that view).
+
+mod clinical;
+mod matrix;
+mod predict;
+
+use std::path::PathBuf;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
+use self::predict::{Predicted, check_image_file};
 use super::{Cell, Pane, PaneId, PaneKey};
-use crate::learn::interpret::Interpretation;
+use crate::learn::evaluate::Evaluation;
 use crate::learn::open::OpenOptions;
+use crate::learn::overlay::overlay;
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{InterpretInfo, JobRequest, Output};
 use crate::tui::keys::{self, Command, Key};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::{ImageMaker, Tile, tile_grid, truncate};
+use crate::tui::widgets::{ImageMaker, Tile};
 
 const TOP: usize = 0;
-const COLUMNS: usize = 3;
-/// Below this width the tables and the images are stacked.
-const SIDE_BY_SIDE_WIDTH: u16 = 100;
-/// The tables' width beside the images.
-const TABLE_WIDTH: u16 = 60;
-/// Most confused pairs listed.
-const PAIRS: usize = 5;
+const FILE: usize = 1;
+
+/// What the pane shows of its results; `m` moves to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// The confusion matrix, the most confused pairs, per-class scores and the top losses.
+    Matrix,
+    /// Per-class sensitivity, specificity, PPV, NPV and AUC with their intervals.
+    Clinical,
+    Roc,
+    Calibration,
+    /// One image file classified.
+    Predict,
+}
+
+impl View {
+    const ALL: [View; 5] = [View::Matrix, View::Clinical, View::Roc, View::Calibration, View::Predict];
+
+    fn next(self) -> Self {
+        let at = View::ALL.iter().position(|view| *view == self).expect("every view is listed");
+        View::ALL[(at + 1) % View::ALL.len()]
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            View::Matrix => "matrix & top losses",
+            View::Clinical => "clinical table",
+            View::Roc => "ROC curves",
+            View::Calibration => "calibration",
+            View::Predict => "predict a file",
+        }
+    }
+}
 
 pub struct InterpretPane {
     cell: Cell,
     form: Form,
-    interpretation: Option<Interpretation>,
+    evaluation: Option<Evaluation>,
+    /// The top losses' images.
     tiles: Vec<Tile>,
+    /// The same images with their Grad-CAM heatmaps over them; empty when there are none.
+    cam_tiles: Vec<Tile>,
+    predicted: Option<Predicted>,
+    view: View,
     /// Show the matrix as fractions of each actual class instead of counts.
     normalized: bool,
+    /// Show the Grad-CAM heatmaps instead of the plain images.
+    cams_shown: bool,
 }
 
 impl Default for InterpretPane {
     fn default() -> Self {
         Self {
             cell: Cell::default(),
-            form: Form::new(vec![Field::number("top losses", 9, 1, 36, Step::Add(3))]),
-            interpretation: None,
+            form: Form::new(vec![
+                Field::number("top losses", 9, 1, 36, Step::Add(3)),
+                Field::text("image file", "", check_image_file, None),
+            ]),
+            evaluation: None,
             tiles: Vec::new(),
+            cam_tiles: Vec::new(),
+            predicted: None,
+            view: View::Matrix,
             normalized: false,
+            cams_shown: false,
         }
     }
 }
 
 impl InterpretPane {
+    /// The Predict view predicts its file; the others interpret the validation set.
     pub fn request(&self, open: OpenOptions) -> Result<JobRequest, String> {
+        if self.view == View::Predict {
+            let file = self.form.text(FILE);
+            check_image_file(file).map_err(|why| format!("image file: {why}"))?;
+            return Ok(JobRequest::Predict { open, file: PathBuf::from(file) });
+        }
         Ok(JobRequest::Interpret { open, top: self.form.number(TOP) as usize })
     }
 
-    pub fn interpretation(&self) -> Option<&Interpretation> {
-        self.interpretation.as_ref()
-    }
-
-    fn table_lines(&self, interpretation: &Interpretation, width: usize, theme: &Theme) -> Vec<Line<'static>> {
-        let classes = &interpretation.classes;
-        let name_width = classes.iter().map(|c| c.chars().count()).max().unwrap_or(0).clamp(6, 10);
-        let cell_width = if self.normalized { 6 } else { 5 };
-        let short = |name: &str, width: usize| truncate(name, width);
-        let mut lines = vec![Line::styled(
-            if self.normalized {
-                "confusion matrix: fraction of each actual class (v: counts)"
-            } else {
-                "confusion matrix: images, actual ↓ predicted → (v: fractions)"
-            },
-            theme.accent(),
-        )];
-        let mut header = format!("{:name_width$}", "");
-        for name in classes {
-            header += &format!(" {:>cell_width$}", short(name, cell_width));
+    /// The line naming the views, the shown one highlighted.
+    fn views_line(&self, theme: &Theme) -> Line<'static> {
+        let mut spans = Vec::new();
+        for view in View::ALL {
+            let style = if view == self.view { theme.selected() } else { theme.dim() };
+            spans.push(Span::styled(format!(" {} ", view.name()), style));
         }
-        lines.push(Line::styled(header, theme.dim()));
-        for (actual, name) in classes.iter().enumerate() {
-            let mut spans = vec![Span::styled(format!("{:name_width$}", short(name, name_width)), theme.dim())];
-            let fractions = interpretation.normalized_row(actual);
-            for (predicted, count) in interpretation.confusion[actual].iter().enumerate() {
-                let text = if self.normalized {
-                    format!(" {:>cell_width$.3}", fractions[predicted])
-                } else {
-                    format!(" {count:>cell_width$}")
-                };
-                let style = match (actual == predicted, *count > 0) {
-                    (true, _) => theme.accent(),
-                    (false, true) => theme.failed(),
-                    (false, false) => theme.dim(),
-                };
-                spans.push(Span::styled(text, style));
-            }
-            lines.push(Line::from(spans));
-        }
-        lines.push(Line::raw(""));
-        if interpretation.most_confused.is_empty() {
-            lines.push(Line::styled("most confused: none, every validation image is right", theme.dim()));
-        } else {
-            lines.push(Line::styled("most confused (actual → predicted)", theme.dim()));
-            for c in interpretation.most_confused.iter().take(PAIRS) {
-                lines.push(Line::raw(truncate(&format!("{} → {}: {}", c.actual, c.predicted, c.count), width)));
-            }
-        }
-        lines.push(Line::raw(""));
-        lines.push(Line::styled(format!("{:name_width$}  precision recall    f1  images", "class"), theme.dim()));
-        for s in &interpretation.scores {
-            lines.push(Line::raw(format!(
-                "{:name_width$}  {:>9.4} {:>6.4} {:>6.4} {:>7}",
-                short(&s.class, name_width),
-                s.precision,
-                s.recall,
-                s.f1,
-                s.support
-            )));
-        }
-        lines
+        spans.push(Span::styled("  m: next view", theme.dim()));
+        Line::from(spans)
     }
 }
 
@@ -120,10 +123,15 @@ impl Pane for InterpretPane {
     pane_with_form!(PaneId::Interpret);
 
     fn code(&self) -> String {
-        let top = self.form.number(TOP);
-        format!(
-            "interp = ClassificationInterpretation.from_learner(learn); interp.plot_confusion_matrix(); interp.plot_top_losses({top})"
-        )
+        match self.view {
+            View::Predict => format!("learn.predict(PILImage.create({:?}))", self.form.text(FILE)),
+            _ => {
+                let top = self.form.number(TOP);
+                format!(
+                    "interp = ClassificationInterpretation.from_learner(learn); interp.plot_confusion_matrix(); interp.plot_top_losses({top})"
+                )
+            }
+        }
     }
 
     fn keys(&self) -> &'static [Key] {
@@ -132,60 +140,77 @@ impl Pane for InterpretPane {
 
     fn command(&mut self, command: Command) -> PaneKey {
         match command {
-            Command::ToggleFractions => {
-                self.normalized = !self.normalized;
-                PaneKey::Handled
+            Command::NextView => self.view = self.view.next(),
+            Command::ToggleFractions => self.normalized = !self.normalized,
+            Command::ToggleCam => {
+                let shown_here = match self.view {
+                    View::Predict => self.predicted.as_ref().is_some_and(Predicted::has_cam),
+                    _ => !self.cam_tiles.is_empty(),
+                };
+                if !shown_here && !self.cams_shown {
+                    return PaneKey::Refused(match self.view {
+                        View::Predict => "no Grad-CAM here yet: predict a file first (Enter)",
+                        _ => "no Grad-CAM heatmaps yet: run the step (Enter) with a learner of 64px or more",
+                    });
+                }
+                self.cams_shown = !self.cams_shown;
             }
-            _ => PaneKey::Ignored,
+            _ => return PaneKey::Ignored,
         }
+        PaneKey::Handled
     }
 
     fn on_output(&mut self, output: Output, images: &ImageMaker) {
-        if let Output::Interpret(info) = output {
-            let InterpretInfo { interpretation, images: pictures } = *info;
-            self.tiles = interpretation
-                .top_losses
-                .iter()
-                .zip(pictures)
-                .filter_map(|(t, picture)| {
+        match output {
+            Output::Interpret(info) => {
+                let InterpretInfo { evaluation, images: pictures } = *info;
+                let top_losses = &evaluation.interpretation.top_losses;
+                // The heatmaps are one per top loss in the same order, or none at all.
+                let cams = &evaluation.top_loss_cams;
+                self.tiles.clear();
+                self.cam_tiles.clear();
+                for (rank, (t, picture)) in top_losses.iter().zip(pictures).enumerate() {
+                    let Some(picture) = picture else { continue };
                     let caption = format!("{}/{} {:.2} {:.2}", t.predicted, t.actual, t.loss, t.probability_actual);
-                    picture.map(|picture| images.tile(picture, caption))
-                })
-                .collect();
-            self.interpretation = Some(interpretation);
+                    if let Some(heatmap) = cams.get(rank) {
+                        self.cam_tiles.push(images.tile(overlay(picture.as_raw(), heatmap, 1), caption.clone()));
+                    }
+                    self.tiles.push(images.tile(picture, caption));
+                }
+                self.evaluation = Some(evaluation);
+            }
+            Output::Predicted(info) => self.predicted = Some(Predicted::new(*info, images)),
+            _ => {}
         }
     }
 
-    fn tiles_mut(&mut self) -> &mut [Tile] {
-        &mut self.tiles
+    fn tiles_mut(&mut self) -> Vec<&mut Tile> {
+        let predicted = self.predicted.iter_mut().flat_map(Predicted::tiles_mut);
+        self.tiles.iter_mut().chain(&mut self.cam_tiles).chain(predicted).collect()
     }
 
     fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {
-        let Some(interpretation) = &self.interpretation else { return };
-        let summary = format!(
-            "error_rate {:.4} on {} validation images · top losses: predicted/actual loss p(actual)",
-            interpretation.error_rate,
-            interpretation.confusion.iter().flatten().sum::<usize>()
-        );
-        let [summary_area, rest] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
-        frame.render_widget(Line::styled(truncate(&summary, area.width as usize), theme.dim()), summary_area);
-        // The tables are TABLE_WIDTH columns wide beside the images, the full width above them.
-        let side_by_side = rest.width >= SIDE_BY_SIDE_WIDTH;
-        let table_width = if side_by_side { TABLE_WIDTH } else { rest.width };
-        let lines = self.table_lines(interpretation, table_width as usize, theme);
-        let (tables, images) = if side_by_side {
-            let [tables, _, images] =
-                Layout::horizontal([Constraint::Length(TABLE_WIDTH), Constraint::Length(1), Constraint::Fill(1)])
-                    .areas(rest);
-            (tables, images)
-        } else {
-            let height = (lines.len() as u16).min(rest.height);
-            let [tables, images] = Layout::vertical([Constraint::Length(height), Constraint::Fill(1)]).areas(rest);
-            (tables, images)
-        };
-        frame.render_widget(Paragraph::new(lines), tables);
-        if images.height >= 4 {
-            tile_grid(frame, images, &mut self.tiles, COLUMNS, theme);
+        if self.evaluation.is_none() && self.predicted.is_none() && self.view != View::Predict {
+            return;
+        }
+        let [views, rest] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+        frame.render_widget(self.views_line(theme), views);
+        match (self.view, &self.evaluation) {
+            (View::Predict, _) => predict::render(frame, rest, self.predicted.as_mut(), self.cams_shown, theme),
+            (_, None) => {
+                let hint = "run the step (Enter) to interpret the validation set";
+                frame.render_widget(Line::styled(hint, theme.dim()), rest);
+            }
+            (View::Matrix, Some(evaluation)) => {
+                let cams = self.cams_shown && !self.cam_tiles.is_empty();
+                let tiles = if cams { &mut self.cam_tiles } else { &mut self.tiles };
+                matrix::render(frame, rest, &evaluation.interpretation, self.normalized, tiles, theme);
+            }
+            (View::Clinical, Some(evaluation)) => clinical::render_table(frame, rest, &evaluation.metrics, theme),
+            (View::Roc, Some(evaluation)) => clinical::render_roc(frame, rest, &evaluation.metrics, theme),
+            (View::Calibration, Some(evaluation)) => {
+                clinical::render_calibration(frame, rest, &evaluation.calibration, theme)
+            }
         }
     }
 }
