@@ -3,33 +3,32 @@
 //! keeps its variables. Progress comes back as [`JobMessage`]s tagged with the pane.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use image::GrayImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::mpsc::UnboundedSender;
 
+mod interpret;
+
+pub use self::interpret::{InterpretInfo, PredictInfo};
 use super::log::LogFile;
 use super::panes::PaneId;
 use crate::data::augment::{self, Augment, Draw};
-use crate::data::cache::{decode_gray, render as render_gray};
-use crate::data::decode::decode_file;
+use crate::data::cache::decode_gray;
 use crate::data::fetch::{self, DatasetInfo, FetchRequest};
-use crate::data::scan::{self, ClassSummary, DatasetScan, EmptyClass, Frame};
-use crate::data::settings::{DatasetSettings, Frames};
+use crate::data::scan::{self, ClassSummary, DatasetScan, EmptyClass};
+use crate::data::settings::DatasetSettings;
 use crate::data::split::{self, ClassCounts, Split, SplitOptions};
 use crate::event::{Emit, EpochRow, Event, Level, kept_after_cancel};
 use crate::job::{CancelToken, is_cancelled};
-use crate::learn::cam::{self, Heatmap};
 use crate::learn::checkpoint;
-use crate::learn::clinical::Bootstrap;
 use crate::learn::data::TrainData;
-use crate::learn::evaluate::{EvaluateOptions, Evaluation, evaluate};
 use crate::learn::learner::Learner;
 use crate::learn::lr_find::{LrFindOptions, LrFindResult};
 use crate::learn::open::{OpenOptions, open_learner};
@@ -143,30 +142,6 @@ pub enum Output {
     Interpret(Box<InterpretInfo>),
     Predicted(Box<PredictInfo>),
     LrFind(LrFindResult),
-}
-
-#[derive(Debug, Clone)]
-pub struct InterpretInfo {
-    /// The interpretation, the clinical figures with their bootstrap intervals, the
-    /// calibration and the top losses' Grad-CAM heatmaps (for the class each was taken for).
-    pub evaluation: Evaluation,
-    /// The top-loss images, in the interpretation's order, at the learner's image size (the
-    /// heatmaps' side); `None` when one would not decode.
-    pub images: Vec<Option<GrayImage>>,
-}
-
-/// One image file classified, as the lesson's `learn.predict`.
-#[derive(Debug, Clone)]
-pub struct PredictInfo {
-    pub file: PathBuf,
-    /// The frame predicted, for a multi-frame file (its middle one).
-    pub frame: Option<Frame>,
-    /// Every class with its probability, the most probable first.
-    pub classes: Vec<(String, f32)>,
-    /// The image as the model saw it: the learner's size and window.
-    pub image: GrayImage,
-    /// Grad-CAM of the most probable class; `None` where the model cannot locate anything.
-    pub heatmap: Option<Heatmap>,
 }
 
 #[derive(Debug, Clone)]
@@ -438,13 +413,13 @@ impl Kernel {
                 if trainer.learner.epochs_done() == 0 {
                     emit.warn("the learner has not been trained yet: its predictions are guesses".into());
                 }
-                let info = interpret(&mut trainer, top, &emit, cancel);
+                let info = interpret::evaluate_validation(&mut trainer, top, &emit, cancel);
                 self.trainer = Some(trainer);
                 self.send(pane, Output::Interpret(Box::new(info?)));
             }
             JobRequest::Predict { open, file } => {
                 let trainer = self.take_trainer(&open, &emit, cancel)?;
-                let predicted = predict_file(&trainer.learner, &file, &emit, cancel);
+                let predicted = interpret::predict_file(&trainer.learner, &file, &emit, cancel);
                 self.trainer = Some(trainer);
                 self.send(pane, Output::Predicted(Box::new(predicted?)));
             }
@@ -562,63 +537,6 @@ fn learner_info(trainer: &Trainer) -> LearnerInfo {
         train_images: trainer.data.train.len(),
         valid_images: trainer.data.valid.len(),
     }
-}
-
-/// The evaluation `mednist interpret` prints (its default bootstrap, no temperature fitted),
-/// with the top losses' images. Their Grad-CAM costs a pass over a few images next to the
-/// validation pass, so it comes with every run and `c` shows it at once.
-fn interpret(trainer: &mut Trainer, top: usize, emit: &dyn Emit, cancel: &CancelToken) -> Result<InterpretInfo> {
-    let learner = &mut trainer.learner;
-    let cam = grad_cam_possible(learner, emit);
-    let options = EvaluateOptions { top, bootstrap: Bootstrap::default(), calibrate: false, tta: None, cam };
-    let evaluation = evaluate(learner, &trainer.data, &options, emit, cancel)?;
-    let (data, side) = (&trainer.data, learner.image_size);
-    let images = evaluation
-        .interpretation
-        .top_losses
-        .iter()
-        .map(|t| {
-            decode_gray(&data.dataset.join(&t.path), t.frame.map_or(0, |f| f.index), side, &data.window)
-                .ok()
-                .and_then(|pixels| gray_image(pixels, side))
-        })
-        .collect();
-    Ok(InterpretInfo { evaluation, images })
-}
-
-/// Whether Grad-CAM can locate anything with `learner`; the cell says why not.
-fn grad_cam_possible(learner: &Learner, emit: &dyn Emit) -> bool {
-    match cam::check(learner.arch, learner.image_size) {
-        Ok(()) => true,
-        Err(why) => {
-            emit.warn(format!("{why:#}"));
-            false
-        }
-    }
-}
-
-/// The lesson's `learn.predict` on one image file (the middle frame of a multi-frame one), in
-/// the learner's size and window, with the Grad-CAM of its most probable class.
-fn predict_file(learner: &Learner, file: &Path, emit: &dyn Emit, cancel: &CancelToken) -> Result<PredictInfo> {
-    let decoded = decode_file(file).map_err(|why| anyhow!("cannot read {}: {why}", file.display()))?;
-    let count = decoded.frames();
-    let index = Frames::Middle.pick(count).start;
-    let side = learner.image_size;
-    let pixels = render_gray(&decoded, index, side, &learner.window);
-    let ranked = learner.predict_images(vec![pixels.clone()], emit, cancel)?.ranked(0);
-    let best = ranked.first().map(|(class, _)| *class).context("the model has no classes")?;
-    let heatmap = if grad_cam_possible(learner, emit) {
-        learner.grad_cam_images(vec![pixels.clone()], &[best])?.pop()
-    } else {
-        None
-    };
-    Ok(PredictInfo {
-        file: file.to_path_buf(),
-        frame: (count > 1).then_some(Frame { index, count }),
-        classes: ranked.into_iter().map(|(class, p)| (learner.classes[class].clone(), p)).collect(),
-        image: gray_image(pixels, side).context("the rendered image has the wrong size")?,
-        heatmap,
-    })
 }
 
 fn gray_image(pixels: Vec<u8>, side: usize) -> Option<GrayImage> {
