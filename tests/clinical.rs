@@ -8,6 +8,7 @@ mod squares;
 mod stripes;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use mednist::data::window::Window;
@@ -16,9 +17,14 @@ use mednist::learn::checkpoint;
 use mednist::learn::data::TrainData;
 use mednist::learn::device::DeviceChoice;
 use mednist::learn::learner::{Learner, LearnerSettings};
+use mednist::learn::open::OpenOptions;
 use mednist::model::Arch;
+use mednist::tui::jobs::{JobMessage, JobRequest, Jobs, Outcome, Output};
+use mednist::tui::log::LogFile;
+use mednist::tui::panes::PaneId;
 use serde_json::Value;
 use stripes::one_at_a_time;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 fn mednist(workdir: &Path) -> assert_cmd::Command {
     let mut command = cargo_bin_cmd!("mednist");
@@ -258,4 +264,68 @@ fn interpret_prints_the_charts_and_refuses_what_cannot_be_done() {
     }
     let output = mednist(root).args(["interpret", "--resamples", "1"]).output().unwrap();
     assert!(stderr_of(&output).contains("at least 2 bootstrap resamples"), "{}", stderr_of(&output));
+}
+
+/// Runs `request` on the app's kernel and collects what it sends for the Interpret pane until
+/// the step ends.
+fn run_step(
+    jobs: &mut Jobs,
+    messages: &mut UnboundedReceiver<JobMessage>,
+    request: JobRequest,
+) -> (Vec<Output>, Outcome) {
+    jobs.submit(request);
+    let mut outputs = Vec::new();
+    loop {
+        match messages.blocking_recv().expect("the kernel runs") {
+            JobMessage::Output { pane: PaneId::Interpret, output } => outputs.push(output),
+            JobMessage::Finished { pane: PaneId::Interpret, outcome } => return (outputs, outcome),
+            _ => {}
+        }
+    }
+}
+
+/// The app's Interpret and Predict steps on a new 64px learner: the evaluation `interpret`
+/// prints with the top losses' heatmaps, one file's classes with its Grad-CAM, and a file that
+/// is no image refused by name.
+#[test]
+fn the_app_s_kernel_interprets_and_predicts_an_image_file() {
+    let _turn = one_at_a_time();
+    let (dir, workspace) = stripes::make_workspace(12);
+    let (sender, mut messages) = tokio::sync::mpsc::unbounded_channel();
+    let log = Arc::new(LogFile::open(&dir.path().join("logs")).unwrap());
+    let mut jobs = Jobs::start(workspace.clone(), sender, log).unwrap();
+    let open = OpenOptions {
+        arch: Some(Arch::Resnet18),
+        image_size: 64,
+        device: DeviceChoice::Cpu,
+        settings: stripes::settings(),
+        ..OpenOptions::default()
+    };
+
+    let (outputs, outcome) = run_step(&mut jobs, &mut messages, JobRequest::Interpret { open: open.clone(), top: 4 });
+    assert_eq!(outcome, Outcome::Done);
+    let Some(Output::Interpret(info)) = outputs.into_iter().next() else { panic!("no interpretation") };
+    let evaluation = &info.evaluation;
+    assert_eq!(evaluation.metrics.bootstrap.resamples, 1000, "the CLI's default intervals");
+    assert_eq!(evaluation.metrics.per_class.len(), 2);
+    assert_eq!(evaluation.calibration.bins.len(), 15);
+    assert_eq!(evaluation.top_loss_cams.len(), 4, "one heatmap per top loss");
+    assert!(info.images.iter().all(|image| image.as_ref().is_some_and(|image| image.dimensions() == (64, 64))));
+
+    let file = workspace.dataset_dir().join("vertical/003.png");
+    let (outputs, outcome) =
+        run_step(&mut jobs, &mut messages, JobRequest::Predict { open: open.clone(), file: file.clone() });
+    assert_eq!(outcome, Outcome::Done);
+    let Some(Output::Predicted(predicted)) = outputs.into_iter().next() else { panic!("no prediction") };
+    assert_eq!(predicted.file, file);
+    let probabilities: Vec<f32> = predicted.classes.iter().map(|(_, p)| *p).collect();
+    assert!((probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4 && probabilities[0] >= probabilities[1]);
+    assert_eq!(predicted.image.dimensions(), (64, 64));
+    assert_eq!(predicted.heatmap.as_ref().map(|heatmap| heatmap.side), Some(64));
+
+    let notes = dir.path().join("notes.png");
+    std::fs::write(&notes, "not a picture").unwrap();
+    let (_, outcome) = run_step(&mut jobs, &mut messages, JobRequest::Predict { open, file: notes.clone() });
+    let Outcome::Failed(message) = outcome else { panic!("{outcome:?}") };
+    assert!(message.starts_with(&format!("cannot read {}", notes.display())) && !message.contains('\n'), "{message}");
 }

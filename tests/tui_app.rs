@@ -14,6 +14,10 @@ use mednist::data::settings::{DatasetSettings, Frames};
 use mednist::data::split::{ClassCounts, GroupBy, SplitOptions};
 use mednist::data::window::Window;
 use mednist::event::{BatchEnd, EpochRow, Event, Level, LrStep, Stage, TrainStart};
+use mednist::learn::calibration::Reliability;
+use mednist::learn::cam::Heatmap;
+use mednist::learn::clinical::{Bootstrap, ClinicalMetrics};
+use mednist::learn::evaluate::{Calibration, Evaluation};
 use mednist::learn::inference::Predictions;
 use mednist::learn::interpret::Interpretation;
 use mednist::learn::lr_find::{LrFindOptions, LrFindResult, LrRecorder};
@@ -22,8 +26,8 @@ use mednist::model::Arch;
 use mednist::system::{Cuda, LibTorch, SystemReport};
 use mednist::tui::app::{Action, App, Overlay};
 use mednist::tui::jobs::{
-    ClassesInfo, InterpretInfo, JobMessage, JobRequest, LearnerInfo, Outcome, Output, PreviewInfo, PreviewView,
-    SavedLearner, SetupInfo, SplitInfo,
+    ClassesInfo, InterpretInfo, JobMessage, JobRequest, LearnerInfo, Outcome, Output, PredictInfo, PreviewInfo,
+    PreviewView, SavedLearner, SetupInfo, SplitInfo,
 };
 use mednist::tui::keys;
 use mednist::tui::lesson;
@@ -31,6 +35,7 @@ use mednist::tui::panes::{PaneId, Status};
 use mednist::tui::theme::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use ratatui::style::Color;
 use ratatui_image::picker::Picker;
 
 const CLASSES: [&str; 6] = ["AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT"];
@@ -353,7 +358,20 @@ fn train_pane_wide_puts_table_and_chart_side_by_side() {
     insta::assert_snapshot!(screen(&mut app, 140, 30).backend());
 }
 
-fn interpret_info() -> InterpretInfo {
+/// A 64x64 Grad-CAM map, hottest around a point that depends on `seed`.
+fn heatmap(seed: u32) -> Heatmap {
+    let (cx, cy) = (16.0 + (seed * 5 % 32) as f32, 40.0 - (seed * 3 % 24) as f32);
+    let values = (0..64 * 64)
+        .map(|at| {
+            let (x, y) = ((at % 64) as f32, (at / 64) as f32);
+            (1.0 - ((x - cx).powi(2) + (y - cy).powi(2)).sqrt() / 64.0).max(0.0)
+        })
+        .collect();
+    Heatmap { grid: 2, side: 64, values }
+}
+
+/// The made-up validation predictions, their images and the class names.
+fn interpret_predictions() -> (Predictions, Vec<Item>, Vec<String>) {
     // Six classes, ten validation images each; a few mistakes, the worst first in `rows`.
     let mut log_probs = Vec::new();
     let mut labels = Vec::new();
@@ -384,9 +402,27 @@ fn interpret_info() -> InterpretInfo {
     let predictions = Predictions { classes: 6, log_probs, labels, items: (0..60).collect() };
     let images: Vec<Item> = (0..60).map(|i| Item::new(format!("{}/{i:06}.jpeg", CLASSES[i / 10]), i / 10)).collect();
     let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
-    let interpretation = Interpretation::new(&classes, &predictions, &images, 6);
+    (predictions, images, classes)
+}
+
+fn interpret_info() -> InterpretInfo {
+    let (predictions, items, classes) = interpret_predictions();
+    let reliability = Reliability::new(&predictions);
+    let evaluation = Evaluation {
+        interpretation: Interpretation::new(&classes, &predictions, &items, 6),
+        metrics: ClinicalMetrics::new(&classes, &predictions, Bootstrap { resamples: 200, seed: 3 }),
+        calibration: Calibration {
+            temperature: None,
+            fitted_now: false,
+            ece: reliability.ece,
+            bins: reliability.bins,
+            uncalibrated: None,
+        },
+        tta: None,
+        top_loss_cams: (0..6).map(heatmap).collect(),
+    };
     let images = (0..6).map(|i| Some(image(i as u32))).collect();
-    InterpretInfo { interpretation, images }
+    InterpretInfo { evaluation, images }
 }
 
 /// The app after an Interpret run on `interpret_info`.
@@ -416,6 +452,137 @@ fn interpret_pane_wide_shows_fractions_beside_the_top_losses() {
     let screen = screen(&mut app, 130, 34);
     assert!(text(&screen).contains("fraction of each actual class"));
     insta::assert_snapshot!(screen.backend());
+}
+
+/// Cells drawn in a colour that is not a gray: red, green and blue apart.
+fn coloured_cells(terminal: &Terminal<TestBackend>) -> usize {
+    let colourful = |color: Color| matches!(color, Color::Rgb(r, g, b) if r.abs_diff(g) > 8 || g.abs_diff(b) > 8);
+    terminal.backend().buffer().content.iter().filter(|cell| colourful(cell.fg) || colourful(cell.bg)).count()
+}
+
+#[test]
+fn m_cycles_the_clinical_table_the_roc_curves_and_the_calibration() {
+    let mut app = interpreted();
+    let metrics = interpret_info().evaluation.metrics;
+    let default = text(&screen(&mut app, 130, 40));
+    assert!(default.contains("confusion matrix") && default.contains("most confused"), "{default}");
+
+    press(&mut app, "m");
+    let table = text(&screen(&mut app, 130, 40));
+    assert!(table.contains("95% intervals from 200 bootstrap resamples"), "{table}");
+    for name in ["sensitivity", "specificity", "PPV", "NPV", "AUC", "macro avg", "weighted avg"] {
+        assert!(table.contains(name), "{name} missing:\n{table}");
+    }
+    let abdomen = &metrics.per_class[0];
+    assert_eq!((abdomen.class.as_str(), abdomen.support), ("AbdomenCT", 10));
+    // AbdomenCT is found 7 times in 10: its sensitivity and interval are on the screen.
+    assert_eq!(abdomen.metrics.sensitivity.value_text(), "0.700");
+    assert!(table.contains(&abdomen.metrics.sensitivity.interval_text()), "{table}");
+    let weighted_auc = metrics.weighted_average.auc;
+    assert!(table.contains(&weighted_auc.value_text()) && table.contains(&weighted_auc.interval_text()), "{table}");
+    assert!(!table.contains("error_rate"), "one view at a time:\n{table}");
+
+    press(&mut app, "m");
+    let roc_screen = screen(&mut app, 130, 40);
+    let roc = text(&roc_screen);
+    assert!(roc.contains("ROC curves: each class against the rest") && roc.contains("chance"), "{roc}");
+    for class in &metrics.per_class {
+        let legend = format!("{} AUC {}", class.class, class.metrics.auc.value_text());
+        assert!(roc.contains(&legend), "{legend} missing:\n{roc}");
+    }
+    let braille = |cell: &&ratatui::buffer::Cell| cell.symbol().chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c));
+    let line_colours: std::collections::HashSet<Color> =
+        roc_screen.backend().buffer().content.iter().filter(braille).map(|cell| cell.fg).collect();
+    assert!(line_colours.len() >= 3, "the diagonal and the classes in colours of their own: {line_colours:?}");
+
+    press(&mut app, "m");
+    let calibration = text(&screen(&mut app, 130, 40));
+    let ece = format!("ECE {:.4} over 15 bins", interpret_info().evaluation.calibration.ece);
+    assert!(calibration.contains("reliability diagram") && calibration.contains(&ece), "{ece}:\n{calibration}");
+    assert!(calibration.contains("perfect") && calibration.contains("accuracy"), "{calibration}");
+
+    press(&mut app, "m");
+    assert!(text(&screen(&mut app, 130, 40)).contains("learn.predict"));
+    press(&mut app, "m");
+    assert_eq!(text(&screen(&mut app, 130, 40)), default, "back to the matrix");
+}
+
+#[test]
+fn c_shows_the_top_losses_grad_cam_in_colour_and_back() {
+    let mut app = interpreted();
+    let plain = screen(&mut app, 130, 40);
+    assert!(text(&plain).contains('▀') || text(&plain).contains('▄'), "the top losses are drawn");
+    assert_eq!(coloured_cells(&plain), 0, "the plain images are gray");
+    press(&mut app, "c");
+    let cams = screen(&mut app, 130, 40);
+    assert!(coloured_cells(&cams) > 100, "the heatmaps are in colour: {}", coloured_cells(&cams));
+    let captions = |terminal: &Terminal<TestBackend>| -> Vec<String> {
+        text(terminal).lines().filter(|line| line.contains("ChestCT/Abdome")).map(String::from).collect()
+    };
+    assert_eq!((captions(&cams).len(), captions(&cams)), (2, captions(&plain)), "the same tiles and captions");
+    press(&mut app, "c");
+    assert_eq!(screen(&mut app, 130, 40).backend().buffer(), plain.backend().buffer());
+}
+
+#[test]
+fn c_without_heatmaps_says_why() {
+    let mut info = interpret_info();
+    info.evaluation.top_loss_cams.clear();
+    let mut app = app();
+    run(&mut app, PaneId::Interpret, vec![output(PaneId::Interpret, Output::Interpret(Box::new(info)))]);
+    press(&mut app, "c");
+    assert!(app.notice().is_some_and(|notice| notice.contains("no Grad-CAM heatmaps")), "{:?}", app.notice());
+    assert_eq!(coloured_cells(&screen(&mut app, 130, 40)), 0);
+}
+
+/// Types `path` into the Interpret pane's image file setting, in its Predict view.
+fn type_image_file(app: &mut App, path: &str) {
+    press(app, "8mmmm");
+    app.handle_key(key(KeyCode::Down));
+    press(app, "e");
+    press(app, path);
+    app.handle_key(key(KeyCode::Enter));
+}
+
+#[test]
+fn the_predict_view_predicts_the_typed_file_and_shows_its_classes_and_grad_cam() {
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("hand.png");
+    image(2).save(&file).unwrap();
+    let mut app = app();
+    type_image_file(&mut app, file.to_str().unwrap());
+    let Some(Action::Run(JobRequest::Predict { file: asked, .. })) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("no prediction asked for")
+    };
+    assert_eq!(asked, file);
+    let classes = vec![("Hand".to_string(), 0.91), ("CXR".to_string(), 0.06), ("HeadCT".to_string(), 0.03)];
+    let info = PredictInfo { file: file.clone(), frame: None, classes, image: image(2), heatmap: Some(heatmap(2)) };
+    let now = Instant::now();
+    app.apply(output(PaneId::Interpret, Output::Predicted(Box::new(info))), now);
+    app.apply(finished(PaneId::Interpret, Outcome::Done), now);
+    let predicted = screen(&mut app, 130, 40);
+    let shown = text(&predicted);
+    assert!(shown.contains(&format!("learn.predict: {}", file.display())), "{shown}");
+    let hand = shown.lines().find(|line| line.contains("Hand ") && line.contains("0.9100")).expect("the top class");
+    let cxr = shown.lines().find(|line| line.contains("CXR ") && line.contains("0.0600")).expect("the second");
+    assert!(hand.matches('█').count() > 10 * cxr.matches('█').count().max(1), "bars as long as p:\n{hand}\n{cxr}");
+    assert_eq!(coloured_cells(&predicted), 0);
+    press(&mut app, "c");
+    let cam = screen(&mut app, 130, 40);
+    assert!(coloured_cells(&cam) > 100 && text(&cam).contains("Grad-CAM for Hand 0.9100"), "{}", text(&cam));
+    press(&mut app, "m");
+    assert!(matches!(app.handle_key(key(KeyCode::Enter)), Some(Action::Run(JobRequest::Interpret { .. }))));
+}
+
+#[test]
+fn a_missing_image_file_is_refused_with_its_name() {
+    let mut app = app();
+    type_image_file(&mut app, "/no/such/scan.dcm");
+    let shown = text(&screen(&mut app, 130, 40));
+    assert!(shown.contains("image file: no file at /no/such/scan.dcm"), "{shown}");
+    app.handle_key(key(KeyCode::Esc));
+    assert!(app.handle_key(key(KeyCode::Enter)).is_none(), "the Predict view predicts nothing without a file");
+    assert!(app.notice().is_some_and(|n| n.contains("image file: type the path")), "{:?}", app.notice());
 }
 
 fn lr_steps(count: usize) -> Vec<JobMessage> {

@@ -1,16 +1,15 @@
 //! Charts printed as text: a ratatui widget rendered into an off-screen buffer and read back
 //! cell by cell (braille, no colours), for terminals and logs alike. The ROC and reliability
-//! charts are widgets a pane can draw as they are, in its theme's colours.
+//! charts are the Interpret pane's widgets ([`crate::tui::charts`]), drawn in monochrome.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::symbols::Marker;
-use ratatui::text::Line;
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition, Paragraph, Widget};
 
-use crate::learn::calibration::ReliabilityBin;
-use crate::learn::clinical::{ClinicalMetrics, RocCurve};
+use crate::learn::clinical::ClinicalMetrics;
 use crate::learn::evaluate::Calibration;
+use crate::tui::charts::{ReliabilityChart, RocChart};
 use crate::tui::theme::Theme;
 
 /// What `draw` paints on a `width` x `height` buffer, as lines of text without trailing blanks.
@@ -67,32 +66,6 @@ pub fn curves_text(title: &str, series: &[(String, Vec<(f64, f64)>)], size: (u16
     text_of(size, |area, buffer| chart.render(area, buffer))
 }
 
-/// The chance line, (0, 0) to (1, 1).
-const DIAGONAL: [(f64, f64); 2] = [(0.0, 0.0), (1.0, 1.0)];
-
-/// One class's ROC curve.
-pub struct RocChart<'a> {
-    curve: &'a RocCurve,
-}
-
-impl<'a> RocChart<'a> {
-    pub fn new(curve: &'a RocCurve) -> Self {
-        Self { curve }
-    }
-
-    pub fn widget(&self, theme: &Theme) -> Chart<'a> {
-        let datasets = vec![
-            Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(theme.dim()).data(&DIAGONAL),
-            Dataset::default()
-                .marker(Marker::Braille)
-                .graph_type(GraphType::Line)
-                .style(theme.train_loss())
-                .data(&self.curve.points),
-        ];
-        unit_chart(datasets, "1-specificity", "sensitivity", theme)
-    }
-}
-
 /// Every class's ROC curve, two charts a row, each under a line with its AUC.
 pub fn roc_text(metrics: &ClinicalMetrics, width: u16) -> String {
     const CHART_HEIGHT: u16 = 11;
@@ -104,69 +77,19 @@ pub fn roc_text(metrics: &ClinicalMetrics, width: u16) -> String {
                 Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).split(row_areas[index / 2]);
             let [title, chart] =
                 Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(columns[index % 2]);
-            let auc = super::interpret::estimate_text(&metrics.per_class[index].metrics.auc);
+            let auc = metrics.per_class[index].metrics.auc;
             Paragraph::new(format!("{}  AUC {auc}", curve.class)).render(title, buffer);
             if curve.points.is_empty() {
                 Paragraph::new("no curve: the class needs images of its own and of others").render(chart, buffer);
             } else {
-                RocChart::new(curve).widget(&Theme::monochrome()).render(chart, buffer);
+                RocChart::one(curve).widget(&Theme::monochrome()).render(chart, buffer);
             }
         }
     })
 }
 
-/// The reliability diagram: accuracy against mean confidence per bin, the diagonal perfect
-/// calibration; before and after the temperature when there is one.
-pub struct ReliabilityChart {
-    reported: Vec<(f64, f64)>,
-    uncalibrated: Option<Vec<(f64, f64)>>,
-}
-
-impl ReliabilityChart {
-    pub fn new(calibration: &Calibration) -> Self {
-        Self {
-            reported: points(&calibration.bins),
-            uncalibrated: calibration.uncalibrated.as_ref().map(|r| points(&r.bins)),
-        }
-    }
-
-    pub fn widget(&self, theme: &Theme) -> Chart<'_> {
-        let mut datasets = vec![
-            Dataset::default()
-                .name("perfect")
-                .marker(Marker::Braille)
-                .graph_type(GraphType::Line)
-                .style(theme.dim())
-                .data(&DIAGONAL),
-        ];
-        if let Some(before) = &self.uncalibrated {
-            let dataset = Dataset::default().name("before (•)").marker(Marker::Dot).graph_type(GraphType::Scatter);
-            datasets.push(dataset.style(theme.valid_loss()).data(before));
-        }
-        let name = if self.uncalibrated.is_some() { "calibrated (█)" } else { "bins (█)" };
-        let dataset = Dataset::default().name(name).marker(Marker::Block).graph_type(GraphType::Scatter);
-        datasets.push(dataset.style(theme.train_loss()).data(&self.reported));
-        unit_chart(datasets, "confidence", "accuracy", theme)
-            .legend_position(Some(LegendPosition::TopLeft))
-            .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
-    }
-}
-
-/// The non-empty bins as (mean confidence, accuracy).
-fn points(bins: &[ReliabilityBin]) -> Vec<(f64, f64)> {
-    bins.iter().filter_map(|bin| Some((bin.confidence?, bin.accuracy?))).collect()
-}
-
 pub fn reliability_text(calibration: &Calibration, size: (u16, u16)) -> String {
     text_of(size, |area, buffer| ReliabilityChart::new(calibration).widget(&Theme::monochrome()).render(area, buffer))
-}
-
-/// A chart over [0, 1] x [0, 1].
-fn unit_chart<'a>(datasets: Vec<Dataset<'a>>, x: &'a str, y: &'a str, theme: &Theme) -> Chart<'a> {
-    let axis = |title: &'a str| {
-        Axis::default().title(Line::styled(title, theme.dim())).bounds([0.0, 1.0]).labels(["0", "1"]).style(theme.dim())
-    };
-    Chart::new(datasets).style(theme.base()).x_axis(axis(x)).y_axis(axis(y)).legend_position(None)
 }
 
 #[cfg(test)]

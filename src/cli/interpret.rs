@@ -179,7 +179,7 @@ fn metrics_table(metrics: &ClinicalMetrics, names: &[&str]) -> Table {
     let mut table = Table::new(std::iter::once("class".to_string()).chain(names.iter().map(|n| n.to_string())));
     let mut row = |label: String, figures: &Metrics| {
         let all = figures.all();
-        let cells = names.iter().map(|name| estimate_text(all[METRIC_NAMES.iter().position(|n| n == name).unwrap()]));
+        let cells = names.iter().map(|name| all[METRIC_NAMES.iter().position(|n| n == name).unwrap()].to_string());
         table.row(std::iter::once(label).chain(cells));
     };
     for class in &metrics.per_class {
@@ -188,15 +188,6 @@ fn metrics_table(metrics: &ClinicalMetrics, names: &[&str]) -> Table {
     row("macro average".into(), &metrics.macro_average);
     row("weighted average".into(), &metrics.weighted_average);
     table
-}
-
-/// `0.981 [0.975, 0.987]`; `-` when undefined.
-pub fn estimate_text(estimate: &Estimate) -> String {
-    match (estimate.value, estimate.ci) {
-        (Some(value), Some(ci)) => format!("{value:.3} [{:.3}, {:.3}]", ci.lower, ci.upper),
-        (Some(value), None) => format!("{value:.3}"),
-        (None, _) => "-".into(),
-    }
 }
 
 fn render_calibration(calibration: &Calibration) -> String {

@@ -238,14 +238,13 @@ pub fn predict_files(
             }
             Decoded::Images(frames) => {
                 for (frame, _) in frames {
-                    let mut ranked: Vec<(usize, f32)> = scores.probabilities_of(row).into_iter().enumerate().collect();
-                    row += 1;
-                    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-                    let classes = ranked
+                    let classes = scores
+                        .ranked(row)
                         .into_iter()
                         .take(options.top.max(1))
                         .map(|(class, probability)| ClassProbability { class: classes[class].clone(), probability })
                         .collect();
+                    row += 1;
                     let cam = cams.next().flatten();
                     predictions.push(Prediction { frame, classes, cam, ..Prediction::of(file) });
                     pixels.push(images.next());

@@ -78,6 +78,12 @@ impl ImageCache {
         Self { side, pixels, labels }
     }
 
+    /// Unlabelled images (label 0), `side` square each, in order: what a prediction scores.
+    pub fn unlabelled(side: usize, images: Vec<Vec<u8>>) -> Self {
+        let count = images.len();
+        Self::from_pixels(side, images.concat(), vec![0; count])
+    }
+
     pub fn len(&self) -> usize {
         self.labels.len()
     }

@@ -38,6 +38,28 @@ pub struct Estimate {
     pub ci: Option<Interval>,
 }
 
+impl Estimate {
+    /// The figure to 3 decimals: `0.981`; `-` when undefined.
+    pub fn value_text(&self) -> String {
+        self.value.map_or_else(|| "-".into(), |value| format!("{value:.3}"))
+    }
+
+    /// The interval to 3 decimals: `[0.975, 0.987]`; empty when there is none.
+    pub fn interval_text(&self) -> String {
+        self.ci.map_or_else(String::new, |ci| format!("[{:.3}, {:.3}]", ci.lower, ci.upper))
+    }
+}
+
+/// `0.981 [0.975, 0.987]`; `-` when undefined.
+impl std::fmt::Display for Estimate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.value {
+            Some(_) if self.ci.is_some() => write!(f, "{} {}", self.value_text(), self.interval_text()),
+            _ => f.write_str(&self.value_text()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Interval {
     pub lower: f64,
@@ -438,6 +460,15 @@ mod tests {
             let (v, ci) = (value(estimate), estimate.ci.unwrap());
             assert!(ci.lower <= v && v <= ci.upper, "{estimate:?}");
         }
+    }
+
+    #[test]
+    fn estimates_read_as_value_and_interval() {
+        let both = Estimate { value: Some(0.98123), ci: Some(Interval { lower: 0.975, upper: 0.9874 }) };
+        assert_eq!(both.to_string(), "0.981 [0.975, 0.987]");
+        assert_eq!(Estimate { ci: None, ..both }.to_string(), "0.981");
+        assert_eq!(Estimate { value: None, ci: None }.to_string(), "-");
+        assert_eq!(Estimate { value: None, ci: None }.interval_text(), "");
     }
 
     #[test]

@@ -176,8 +176,7 @@ impl ExportedModel {
 
     fn cache(&self, images: Vec<Vec<u8>>) -> (Arc<ImageCache>, Vec<usize>) {
         let count = images.len();
-        let cache = ImageCache::from_pixels(self.header.image_size, images.concat(), vec![0; count]);
-        (Arc::new(cache), (0..count).collect())
+        (Arc::new(ImageCache::unlabelled(self.header.image_size, images)), (0..count).collect())
     }
 }
 

@@ -53,6 +53,13 @@ impl Predictions {
         self.log_probs_of(row).iter().map(|lp| lp.exp()).collect()
     }
 
+    /// The classes of row `row` with their probabilities, the most probable first.
+    pub fn ranked(&self, row: usize) -> Vec<(usize, f32)> {
+        let mut ranked: Vec<(usize, f32)> = self.probabilities_of(row).into_iter().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked
+    }
+
     /// The most probable class of row `row` (the first one on a tie, as `argmax` does).
     pub fn predicted(&self, row: usize) -> usize {
         let log_probs = self.log_probs_of(row);
@@ -270,6 +277,8 @@ mod tests {
         assert!((tally.mean_loss() - mean).abs() < 1e-6);
         let probabilities = p.probabilities_of(1);
         assert!((probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        let ranked: Vec<usize> = p.ranked(1).into_iter().map(|(class, _)| class).collect();
+        assert_eq!(ranked, [2, 1, 0]);
     }
 
     #[test]

@@ -33,6 +33,7 @@ use super::schedule::{MaxLr, OneCycle};
 use super::step::PendingLoss;
 use crate::data::augment::Augment;
 use crate::data::batches::{Batch, BatchPlan, Feed, Prefetcher};
+use crate::data::cache::ImageCache;
 use crate::data::window::Window;
 use crate::event::{Emit, EpochRow, Event, Stage, TrainStart};
 use crate::job::{CancelToken, Cancelled};
@@ -493,6 +494,30 @@ impl Learner {
     pub fn grad_cam(&self, data: &TrainData, items: &[usize], classes: &[usize]) -> Result<Vec<Heatmap>> {
         cam::check(self.arch, self.image_size)?;
         cam::grad_cam(&self.model, &self.device, data.cache.clone(), items, classes, self.settings.batch_size)
+    }
+
+    /// Scores gray `image_size`-square images (an image file's, not the dataset's), in order,
+    /// the calibration temperature applied, as `learn.predict` does.
+    pub fn predict_images(
+        &self,
+        images: Vec<Vec<u8>>,
+        emit: &dyn Emit,
+        cancel: &CancelToken,
+    ) -> Result<Predictions, Cancelled> {
+        let items: Vec<usize> = (0..images.len()).collect();
+        let cache = Arc::new(ImageCache::unlabelled(self.image_size, images));
+        let (model, device) = (self.model.valid(), self.device.clone().inner());
+        let predictions = self.pass(&model, &device, emit, cancel).predict(cache, &items)?;
+        Ok(predictions.with_temperature(self.temperature()))
+    }
+
+    /// Grad-CAM heatmaps of gray `image_size`-square images, each for the class at the same
+    /// position of `classes`.
+    pub fn grad_cam_images(&self, images: Vec<Vec<u8>>, classes: &[usize]) -> Result<Vec<Heatmap>> {
+        cam::check(self.arch, self.image_size)?;
+        let items: Vec<usize> = (0..images.len()).collect();
+        let cache = Arc::new(ImageCache::unlabelled(self.image_size, images));
+        cam::grad_cam(&self.model, &self.device, cache, &items, classes, self.settings.batch_size)
     }
 
     /// fastai's `freeze()` / `unfreeze()`: with the body frozen only the head and the

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod onnx;
 pub mod open;
 pub mod optimizer;
+pub mod overlay;
 pub mod precision;
 pub mod pretrained;
 pub mod schedule;

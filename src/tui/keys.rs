@@ -31,6 +31,8 @@ pub enum Command {
     NewSample,
     ToggleFrozen,
     ToggleFractions,
+    NextView,
+    ToggleCam,
     UseSuggestedLr,
 }
 
@@ -110,8 +112,13 @@ pub const PREVIEW: &[Key] =
     &[Key::new(Command::NewSample, &[Char('n')], "n", "draw a new sample").footer("n new sample", 7)];
 pub const LEARNER: &[Key] =
     &[Key::new(Command::ToggleFrozen, &[Char('u')], "u", "freeze or unfreeze the body").footer("u (un)freeze", 7)];
-pub const INTERPRET: &[Key] =
-    &[Key::new(Command::ToggleFractions, &[Char('v')], "v", "counts or fractions").footer("v counts/fractions", 7)];
+pub const INTERPRET: &[Key] = &[
+    Key::new(Command::NextView, &[Char('m')], "m", "views: matrix, clinical, ROC, calibration, predict")
+        .footer("m view", 7),
+    Key::new(Command::ToggleFractions, &[Char('v')], "v", "counts or fractions in the matrix")
+        .footer("v counts/fractions", 6),
+    Key::new(Command::ToggleCam, &[Char('c')], "c", "plain images or their Grad-CAM heatmaps").footer("c Grad-CAM", 6),
+];
 pub const LR_FIND: &[Key] =
     &[Key::new(Command::UseSuggestedLr, &[Char('a')], "a", "use the suggested rate as Train's max_lr")
         .footer("a use suggestion", 7)];

@@ -9,6 +9,7 @@
 //! waits for it.
 
 pub mod app;
+pub mod charts;
 pub mod errors;
 pub mod form;
 pub mod graphics;

@@ -167,6 +167,19 @@ impl Theme {
     pub fn valid_loss(&self) -> Style {
         self.fg(|c| c.valid_loss)
     }
+
+    /// Line `index` of a chart with one line per class: the theme's two curve colours, then
+    /// named colours (the terminal's palette); plain in monochrome.
+    pub fn series(&self, index: usize) -> Style {
+        const MORE: [Color; 6] =
+            [Color::LightYellow, Color::LightGreen, Color::LightRed, Color::LightBlue, Color::Magenta, Color::Cyan];
+        match (&self.colors, index) {
+            (None, _) => Style::new(),
+            (Some(_), 0) => self.train_loss(),
+            (Some(_), 1) => self.valid_loss(),
+            (Some(_), _) => Style::new().fg(MORE[(index - 2) % MORE.len()]),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -96,10 +96,11 @@ impl ImageMaker {
         format!("{:?}, font {:?}", self.picker.protocol_type(), self.picker.font_size())
     }
 
-    pub fn tile(&self, image: image::GrayImage, caption: String) -> Tile {
+    /// A tile of a gray image, or of a colour one (a heatmap over its image).
+    pub fn tile(&self, image: impl Into<image::DynamicImage>, caption: String) -> Tile {
         Tile {
             id: NEXT_TILE.fetch_add(1, Ordering::Relaxed),
-            image: Some(self.picker.new_resize_protocol(image::DynamicImage::ImageLuma8(image))),
+            image: Some(self.picker.new_resize_protocol(image.into())),
             size: Size::ZERO,
             encoder: self.encoder.clone(),
             caption,

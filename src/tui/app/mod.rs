@@ -289,11 +289,13 @@ impl App {
                 }
             }
             Command::UseSuggestedLr => self.use_suggested_lr(),
-            pane_command => {
-                if pane.command(pane_command) == PaneKey::Run {
-                    return self.run_step(self.active);
-                }
-            }
+            pane_command => match pane.command(pane_command) {
+                PaneKey::Run => return self.run_step(self.active),
+                // What the pane shows changed: images drawn by a graphics protocol must go.
+                PaneKey::Handled => self.needs_clear = true,
+                PaneKey::Refused(why) => self.notice = Some(why.into()),
+                PaneKey::Ignored => {}
+            },
         }
         None
     }
@@ -340,7 +342,10 @@ impl App {
                 pane.on_event(&event);
             }
             JobMessage::Output { pane, output } => {
-                if matches!(output, Output::Classes(_) | Output::Preview(_) | Output::Interpret(_)) {
+                if matches!(
+                    output,
+                    Output::Classes(_) | Output::Preview(_) | Output::Interpret(_) | Output::Predicted(_)
+                ) {
                     self.needs_clear = true;
                 }
                 self.panes.get_mut(pane).on_output(output, &self.images);

@@ -150,8 +150,8 @@ impl Pane for ClassesPane {
         self.classes = classes;
     }
 
-    fn tiles_mut(&mut self) -> &mut [Tile] {
-        &mut self.thumbnails
+    fn tiles_mut(&mut self) -> Vec<&mut Tile> {
+        self.thumbnails.iter_mut().collect()
     }
 
     fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {

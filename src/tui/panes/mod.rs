@@ -211,6 +211,8 @@ pub enum PaneKey {
     Handled,
     /// Run the pane's step (as Enter does).
     Run,
+    /// Nothing to do; the footer says why.
+    Refused(&'static str),
 }
 
 pub trait Pane {
@@ -245,9 +247,9 @@ pub trait Pane {
 
     fn on_output(&mut self, _output: Output, _images: &ImageMaker) {}
 
-    /// The pane's images, to hand them back when encoded.
-    fn tiles_mut(&mut self) -> &mut [Tile] {
-        &mut []
+    /// The pane's images, shown or not, to hand them back when encoded.
+    fn tiles_mut(&mut self) -> Vec<&mut Tile> {
+        Vec::new()
     }
 
     /// The step's output, below the settings.

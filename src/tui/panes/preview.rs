@@ -97,8 +97,8 @@ impl Pane for PreviewPane {
         }
     }
 
-    fn tiles_mut(&mut self) -> &mut [Tile] {
-        &mut self.tiles
+    fn tiles_mut(&mut self) -> Vec<&mut Tile> {
+        self.tiles.iter_mut().collect()
     }
 
     fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {

@@ -14,6 +14,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::mpsc::UnboundedSender;
 
+mod interpret;
+
+pub use self::interpret::{InterpretInfo, PredictInfo};
 use super::log::LogFile;
 use super::panes::PaneId;
 use crate::data::augment::{self, Augment, Draw};
@@ -27,7 +30,6 @@ use crate::event::{Emit, EpochRow, Event, Level, kept_after_cancel};
 use crate::job::{CancelToken, is_cancelled};
 use crate::learn::checkpoint;
 use crate::learn::data::TrainData;
-use crate::learn::interpret::Interpretation;
 use crate::learn::learner::Learner;
 use crate::learn::lr_find::{LrFindOptions, LrFindResult};
 use crate::learn::open::{OpenOptions, open_learner};
@@ -70,10 +72,16 @@ pub enum JobRequest {
         open: OpenOptions,
         frozen: bool,
     },
-    /// Interpret the open learner's validation predictions, keeping the `top` worst.
+    /// Interpret the open learner's validation predictions, keeping the `top` worst, with
+    /// the clinical figures and the calibration.
     Interpret {
         open: OpenOptions,
         top: usize,
+    },
+    /// Classify one image file with the open learner.
+    Predict {
+        open: OpenOptions,
+        file: PathBuf,
     },
     /// The learning-rate finder on the open learner.
     LrFind {
@@ -92,7 +100,7 @@ impl JobRequest {
             JobRequest::Preview { .. } => PaneId::Preview,
             JobRequest::Learner(_) | JobRequest::SetFrozen { .. } => PaneId::Learner,
             JobRequest::Train { .. } => PaneId::Train,
-            JobRequest::Interpret { .. } => PaneId::Interpret,
+            JobRequest::Interpret { .. } | JobRequest::Predict { .. } => PaneId::Interpret,
             JobRequest::LrFind { .. } => PaneId::LrFind,
         }
     }
@@ -141,15 +149,8 @@ pub enum Output {
     /// The open learner's epochs so far, before a fit adds to them.
     TrainHistory(Vec<EpochRow>),
     Interpret(Box<InterpretInfo>),
+    Predicted(Box<PredictInfo>),
     LrFind(LrFindResult),
-}
-
-#[derive(Debug, Clone)]
-pub struct InterpretInfo {
-    pub interpretation: Interpretation,
-    /// The top-loss images, `IMAGE_SIDE` square, in the interpretation's order; `None` when
-    /// one would not decode.
-    pub images: Vec<Option<GrayImage>>,
 }
 
 #[derive(Debug, Clone)]
@@ -434,32 +435,19 @@ impl Kernel {
                 );
             }
             JobRequest::Interpret { open, top } => {
-                let trainer = self.take_trainer(&open, &emit, cancel)?;
+                let mut trainer = self.take_trainer(&open, &emit, cancel)?;
                 if trainer.learner.epochs_done() == 0 {
                     emit.warn("the learner has not been trained yet: its predictions are guesses".into());
                 }
-                let predictions = trainer.learner.predict(&trainer.data, &trainer.data.valid, &emit, cancel);
-                let data = &trainer.data;
-                let info = predictions.map(|predictions| {
-                    let interpretation = Interpretation::new(&trainer.learner.classes, &predictions, &data.items, top);
-                    let images = interpretation
-                        .top_losses
-                        .iter()
-                        .map(|t| {
-                            decode_gray(
-                                &data.dataset.join(&t.path),
-                                t.frame.map_or(0, |f| f.index),
-                                IMAGE_SIDE,
-                                &data.window,
-                            )
-                            .ok()
-                            .and_then(|p| gray_image(p, IMAGE_SIDE))
-                        })
-                        .collect();
-                    InterpretInfo { interpretation, images }
-                });
+                let info = interpret::evaluate_validation(&mut trainer, top, &emit, cancel);
                 self.trainer = Some(trainer);
                 self.send(pane, Output::Interpret(Box::new(info?)));
+            }
+            JobRequest::Predict { open, file } => {
+                let trainer = self.take_trainer(&open, &emit, cancel)?;
+                let predicted = interpret::predict_file(&trainer.learner, &file, &emit, cancel);
+                self.trainer = Some(trainer);
+                self.send(pane, Output::Predicted(Box::new(predicted?)));
             }
             JobRequest::LrFind { open, options } => {
                 let mut trainer = self.take_trainer(&open, &emit, cancel)?;

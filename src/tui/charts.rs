@@ -1,0 +1,114 @@
+//! The clinical charts as ratatui widgets: ROC curves and the reliability diagram. The
+//! Interpret pane draws them in its theme's colours; `mednist interpret` renders the same
+//! widgets into text (monochrome).
+
+use ratatui::layout::Constraint;
+use ratatui::symbols::Marker;
+use ratatui::text::Line;
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition};
+
+use super::theme::Theme;
+use crate::learn::calibration::ReliabilityBin;
+use crate::learn::clinical::{ClinicalMetrics, RocCurve};
+use crate::learn::evaluate::Calibration;
+
+/// The chance line, (0, 0) to (1, 1); on the reliability diagram, perfect calibration.
+const DIAGONAL: [(f64, f64); 2] = [(0.0, 0.0), (1.0, 1.0)];
+
+/// ROC curves over the same axes, one line per class; named in the legend when there are
+/// several.
+pub struct RocChart<'a> {
+    curves: Vec<&'a RocCurve>,
+    /// The legend's name of each curve; empty for a single unnamed one.
+    names: Vec<String>,
+}
+
+impl<'a> RocChart<'a> {
+    /// One class's curve, without a legend.
+    pub fn one(curve: &'a RocCurve) -> Self {
+        Self { curves: vec![curve], names: Vec::new() }
+    }
+
+    /// Every class's curve that has one, named with its AUC in the legend.
+    pub fn all(metrics: &'a ClinicalMetrics) -> Self {
+        let drawn = metrics.roc.iter().zip(&metrics.per_class).filter(|(curve, _)| !curve.points.is_empty());
+        let (curves, names) = drawn
+            .map(|(curve, class)| (curve, format!("{} AUC {}", curve.class, class.metrics.auc.value_text())))
+            .unzip();
+        Self { curves, names }
+    }
+
+    pub fn widget(&self, theme: &Theme) -> Chart<'_> {
+        let chance = Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(theme.dim());
+        let mut datasets = vec![if self.names.is_empty() { chance } else { chance.name("chance") }.data(&DIAGONAL)];
+        for (index, curve) in self.curves.iter().enumerate() {
+            let line = Dataset::default()
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(if self.names.is_empty() { theme.train_loss() } else { theme.series(index) })
+                .data(&curve.points);
+            datasets.push(match self.names.get(index) {
+                Some(name) => line.name(name.as_str()),
+                None => line,
+            });
+        }
+        let chart = unit_chart(datasets, "1-specificity", "sensitivity", theme);
+        if self.names.is_empty() {
+            return chart;
+        }
+        // The curves rise along the left and top edges: the bottom right is free for the legend.
+        chart
+            .legend_position(Some(LegendPosition::BottomRight))
+            .hidden_legend_constraints((Constraint::Ratio(2, 3), Constraint::Ratio(2, 3)))
+    }
+}
+
+/// The reliability diagram: accuracy against mean confidence per bin, the diagonal perfect
+/// calibration; before and after the temperature when there is one.
+pub struct ReliabilityChart {
+    reported: Vec<(f64, f64)>,
+    uncalibrated: Option<Vec<(f64, f64)>>,
+}
+
+impl ReliabilityChart {
+    pub fn new(calibration: &Calibration) -> Self {
+        Self {
+            reported: points(&calibration.bins),
+            uncalibrated: calibration.uncalibrated.as_ref().map(|r| points(&r.bins)),
+        }
+    }
+
+    pub fn widget(&self, theme: &Theme) -> Chart<'_> {
+        let mut datasets = vec![
+            Dataset::default()
+                .name("perfect")
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(theme.dim())
+                .data(&DIAGONAL),
+        ];
+        if let Some(before) = &self.uncalibrated {
+            let dataset = Dataset::default().name("before (•)").marker(Marker::Dot).graph_type(GraphType::Scatter);
+            datasets.push(dataset.style(theme.valid_loss()).data(before));
+        }
+        let name = if self.uncalibrated.is_some() { "calibrated (█)" } else { "bins (█)" };
+        let dataset = Dataset::default().name(name).marker(Marker::Block).graph_type(GraphType::Scatter);
+        datasets.push(dataset.style(theme.train_loss()).data(&self.reported));
+        unit_chart(datasets, "confidence", "accuracy", theme)
+            .legend_position(Some(LegendPosition::TopLeft))
+            .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
+    }
+}
+
+/// The non-empty bins as (mean confidence, accuracy).
+fn points(bins: &[ReliabilityBin]) -> Vec<(f64, f64)> {
+    bins.iter().filter_map(|bin| Some((bin.confidence?, bin.accuracy?))).collect()
+}
+
+/// A chart over [0, 1] x [0, 1].
+fn unit_chart<'a>(datasets: Vec<Dataset<'a>>, x: &'a str, y: &'a str, theme: &Theme) -> Chart<'a> {
+    let axis = |title: &'a str| {
+        Axis::default().title(Line::styled(title, theme.dim())).bounds([0.0, 1.0]).labels(["0", "1"]).style(theme.dim())
+    };
+    Chart::new(datasets).style(theme.base()).x_axis(axis(x)).y_axis(axis(y)).legend_position(None)
+}
