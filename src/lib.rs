@@ -11,6 +11,7 @@ pub mod job;
 pub mod learn;
 pub mod model;
 pub mod remedy;
+pub mod render;
 pub mod runs;
 pub mod system;
 pub mod tui;

@@ -23,6 +23,7 @@ use mednist::learn::interpret::Interpretation;
 use mednist::learn::lr_find::{LrFindOptions, LrFindResult, LrRecorder};
 use mednist::learn::pretrained::Pretrained;
 use mednist::model::Arch;
+use mednist::render::theme::Theme;
 use mednist::system::{Cuda, LibTorch, SystemReport};
 use mednist::tui::app::{Action, App, Overlay};
 use mednist::tui::jobs::{
@@ -32,7 +33,6 @@ use mednist::tui::jobs::{
 use mednist::tui::keys;
 use mednist::tui::lesson;
 use mednist::tui::panes::{PaneId, Status};
-use mednist::tui::theme::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
@@ -1196,7 +1196,7 @@ fn fits_in_80x24_and_survives_tiny_terminals() {
 
 #[test]
 fn a_broken_theme_file_names_the_key() {
-    let dark = mednist::tui::theme::BUILT_IN[0].1;
+    let dark = mednist::render::theme::BUILT_IN[0].1;
     let cases = [
         (dark.replace("accent = \"cyan\"", "accent = \"blurple\""), "accent", "\"blurple\" is not a colour"),
         (dark.replace("accent = \"cyan\"\n", ""), "accent", "missing field"),
@@ -1215,10 +1215,10 @@ fn themes_load_by_name_or_path_and_no_color_gives_no_colours() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mine.toml");
-    std::fs::write(&file, mednist::tui::theme::BUILT_IN[1].1).unwrap();
+    std::fs::write(&file, mednist::render::theme::BUILT_IN[1].1).unwrap();
     assert_eq!(
         Theme::load(Some(file.to_str().unwrap()), true).unwrap(),
-        Theme::parse(&file.display().to_string(), mednist::tui::theme::BUILT_IN[1].1).unwrap()
+        Theme::parse(&file.display().to_string(), mednist::render::theme::BUILT_IN[1].1).unwrap()
     );
     let error = Theme::load(Some("solarized"), false).unwrap_err().to_string();
     assert!(error.contains("solarized") && error.contains("dark, light, high-contrast"), "{error}");

@@ -1,6 +1,6 @@
 //! Charts printed as text: a ratatui widget rendered into an off-screen buffer and read back
 //! cell by cell (braille, no colours), for terminals and logs alike. The ROC and reliability
-//! charts are the Interpret pane's widgets ([`crate::tui::charts`]), drawn in monochrome.
+//! charts are the Interpret pane's widgets ([`crate::render::charts`]), drawn in monochrome.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -9,8 +9,8 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition, Paragrap
 
 use crate::learn::clinical::ClinicalMetrics;
 use crate::learn::evaluate::Calibration;
-use crate::tui::charts::{ReliabilityChart, RocChart};
-use crate::tui::theme::Theme;
+use crate::render::charts::{ReliabilityChart, RocChart};
+use crate::render::theme::Theme;
 
 /// What `draw` paints on a `width` x `height` buffer, as lines of text without trailing blanks.
 pub fn text_of((width, height): (u16, u16), draw: impl FnOnce(Rect, &mut Buffer)) -> String {

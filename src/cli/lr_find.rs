@@ -10,8 +10,8 @@ use crate::cli::train::LearnerArgs;
 use crate::job::{CancelToken, is_cancelled};
 use crate::learn::lr_find::{LrFindOptions, LrFindResult};
 use crate::learn::open::{Opened, open_learner};
-use crate::tui::theme::Theme;
-use crate::tui::widgets::LrChart;
+use crate::render::charts::LrChart;
+use crate::render::theme::Theme;
 use crate::workspace::Workspace;
 
 #[derive(Debug, clap::Args)]

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::progress::StderrProgress;
 use crate::data::window::Window;
-use crate::event::{Emit, EpochRow, Event, kept_after_cancel};
+use crate::event::{Emit, Event, kept_after_cancel};
 use crate::job::{CancelToken, is_cancelled};
 use crate::learn::callbacks::Monitor;
 use crate::learn::checkpoint;
@@ -20,6 +20,7 @@ use crate::learn::precision::Precision;
 use crate::learn::pretrained::Pretrained;
 use crate::learn::schedule::MaxLr;
 use crate::model::Arch;
+use crate::render::epochs::{format_row, header};
 use crate::runs::event_log::{self, EventLog};
 use crate::runs::lock::{TakenOver, TrainLock};
 use crate::runs::{RunRecord, RunStatus, Runs, RunsError};
@@ -362,49 +363,5 @@ impl Emit for TrainRender {
                 None => self.other.emit(other),
             },
         }
-    }
-}
-
-/// The lesson's table header, aligned with [`format_row`].
-pub fn header() -> String {
-    format!("{:>5}  {:>10}  {:>10}  {:>10}  {:>5}", "epoch", "train_loss", "valid_loss", "error_rate", "time")
-}
-
-pub fn format_row(row: &EpochRow) -> String {
-    format!(
-        "{:>5}  {:>10.6}  {:>10.6}  {:>10.6}  {:>5}",
-        row.epoch,
-        row.train_loss,
-        row.valid_loss,
-        row.error_rate,
-        format_duration(row.seconds)
-    )
-}
-
-/// fastai's `mm:ss`.
-pub fn format_duration(seconds: f64) -> String {
-    let whole = seconds.round() as u64;
-    format!("{:02}:{:02}", whole / 60, whole % 60)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rows_line_up_under_the_header() {
-        let row = EpochRow {
-            epoch: 2,
-            train_loss: 0.123456789,
-            valid_loss: 0.05,
-            error_rate: 0.008333,
-            accuracy: 0.991667,
-            seconds: 61.4,
-            train_images_per_second: 30.0,
-            data_wait_seconds: 0.0,
-        };
-        let line = format_row(&row);
-        assert_eq!(line, "    2    0.123457    0.050000    0.008333  01:01");
-        assert_eq!(line.len(), header().len());
     }
 }

@@ -5,7 +5,7 @@ use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::text::{Line, Span};
 
 use super::keys::{self, Command, Key};
-use super::theme::Theme;
+use crate::render::theme::Theme;
 
 /// Width of the label column.
 const LABEL_WIDTH: usize = 13;

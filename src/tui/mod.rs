@@ -9,7 +9,6 @@
 //! waits for it.
 
 pub mod app;
-pub mod charts;
 pub mod errors;
 pub mod form;
 pub mod graphics;
@@ -19,7 +18,6 @@ pub mod keys;
 pub mod lesson;
 pub mod log;
 pub mod panes;
-pub mod theme;
 pub mod widgets;
 
 use std::io::{self, Stdout, Write};
@@ -42,8 +40,8 @@ use self::input::Input;
 use self::jobs::{JobMessage, Jobs};
 use self::log::LogFile;
 use self::panes::PaneId;
-use self::theme::Theme;
 use self::widgets::Encoded;
+use crate::render::theme::Theme;
 use crate::workspace::Workspace;
 
 /// Shortest time between two frames (~30 fps).

@@ -7,18 +7,16 @@ use std::sync::mpsc::{self, Sender};
 use indicatif::{HumanBytes, HumanCount};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect, Size};
-use ratatui::symbols::Marker;
 use ratatui::text::Line;
-use ratatui::widgets::{Axis, Chart, Dataset, Gauge, GraphType, LegendPosition, Paragraph};
+use ratatui::widgets::{Gauge, Paragraph};
 use ratatui_image::picker::Picker;
 use ratatui_image::protocol::StatefulProtocol;
 use ratatui_image::{FilterType, Resize, ResizeEncodeRender, StatefulImage};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::panes::StageProgress;
-use super::theme::Theme;
-use crate::cli::train::format_duration;
-use crate::learn::lr_find::{LrFindOptions, Suggestions};
+use crate::render::epochs::format_duration;
+use crate::render::theme::Theme;
 
 /// A one-line gauge: `downloading 12.3 MiB / 58.9 MiB · 4.1 MiB/s · ETA 00:12`.
 pub fn stage_gauge(frame: &mut Frame, area: Rect, progress: &StageProgress, theme: &Theme) {
@@ -186,69 +184,4 @@ pub fn truncate(text: &str, width: usize) -> String {
     let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
     cut.push('…');
     cut
-}
-
-/// The learning-rate finder's curve as a chart: smoothed loss against log10(lr), fastai's
-/// suggestions marked. The LR find pane and `mednist lr-find` draw the same one.
-pub struct LrChart {
-    points: Vec<(f64, f64)>,
-    marks: Vec<(f64, f64)>,
-    x_bounds: [f64; 2],
-    y_bounds: [f64; 2],
-}
-
-impl LrChart {
-    /// `curve` holds (log10 lr, smoothed loss) points of a sweep made with `options`.
-    pub fn new(curve: &[(f64, f64)], suggestions: Option<&Suggestions>, options: &LrFindOptions) -> Self {
-        let finite: Vec<f64> = curve.iter().map(|(_, loss)| *loss).filter(|loss| loss.is_finite()).collect();
-        let bottom = finite.iter().copied().fold(f64::INFINITY, f64::min);
-        // The curve shoots up at the end; cap the axis so the valley stays readable.
-        let first = finite.first().copied().unwrap_or(1.0);
-        let top = finite.iter().copied().fold(0.0f64, f64::max).min(first * 2.0).max(bottom + 1e-3);
-        let bottom = if bottom.is_finite() { bottom } else { 0.0 };
-        let points = curve.iter().copied().filter(|(_, loss)| loss.is_finite() && *loss <= top).collect();
-        let marks = suggestions
-            .map(|s| [s.valley, s.steep].iter().map(|m| (m.lr.log10(), m.loss.min(top))).collect())
-            .unwrap_or_default();
-        Self { points, marks, x_bounds: [options.start_lr.log10(), options.end_lr.log10()], y_bounds: [bottom, top] }
-    }
-
-    pub fn widget(&self, theme: &Theme) -> Chart<'_> {
-        let datasets = vec![
-            Dataset::default()
-                .name("smoothed loss")
-                .marker(Marker::Braille)
-                .graph_type(GraphType::Line)
-                .style(theme.train_loss())
-                .data(&self.points),
-            Dataset::default()
-                .name("suggestions")
-                .marker(Marker::Block)
-                .graph_type(GraphType::Scatter)
-                .style(theme.valid_loss())
-                .data(&self.marks),
-        ];
-        let [low, high] = self.x_bounds;
-        let [bottom, top] = self.y_bounds;
-        let x_labels: Vec<String> =
-            (low.ceil() as i32..=high.floor() as i32).step_by(2).map(|exponent| format!("1e{exponent}")).collect();
-        Chart::new(datasets)
-            .style(theme.base())
-            .legend_position(Some(LegendPosition::Top))
-            .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
-            .x_axis(
-                Axis::default()
-                    .title(Line::styled("learning rate (log)", theme.dim()))
-                    .bounds(self.x_bounds)
-                    .labels(x_labels)
-                    .style(theme.dim()),
-            )
-            .y_axis(
-                Axis::default()
-                    .title(Line::styled("loss", theme.dim()))
-                    .bounds(self.y_bounds)
-                    .labels([format!("{bottom:.2}"), format!("{top:.2}")])
-                    .style(theme.dim()),
-            )
-    }
 }

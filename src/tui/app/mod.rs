@@ -23,8 +23,8 @@ use super::panes::setup::SetupPane;
 use super::panes::split::SplitPane;
 use super::panes::train::TrainPane;
 use super::panes::{Pane, PaneId, PaneKey};
-use super::theme::Theme;
 use super::widgets::{Encoded, ImageMaker};
+use crate::render::theme::Theme;
 
 const SIDEBAR_WIDTH: u16 = 20;
 /// Log lines of a step shown above its output.

@@ -12,9 +12,9 @@ use super::{Cell, Pane, PaneId, window};
 use crate::data::report::tally;
 use crate::data::scan::{ClassSummary, UnreadableFile};
 use crate::data::settings::{DatasetSettings, Frames};
+use crate::render::theme::Theme;
 use crate::tui::form::{Field, Form};
 use crate::tui::jobs::{ClassesInfo, JobRequest, Output};
-use crate::tui::theme::Theme;
 use crate::tui::widgets::{ImageMaker, Tile, tile_grid, truncate};
 
 /// Narrowest a thumbnail (with its caption) gets; more classes than fit are left out.

@@ -8,9 +8,9 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{Cell, Pane, PaneId};
 use crate::data::fetch::{DatasetInfo, FetchRequest, Source};
+use crate::render::theme::Theme;
 use crate::tui::form::{Field, Form};
 use crate::tui::jobs::{JobRequest, Output};
-use crate::tui::theme::Theme;
 use crate::tui::widgets::ImageMaker;
 
 const SOURCE: usize = 0;

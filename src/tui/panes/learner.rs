@@ -13,10 +13,10 @@ use crate::learn::learner::LearnerSettings;
 use crate::learn::open::OpenOptions;
 use crate::learn::pretrained::Pretrained;
 use crate::model::Arch;
+use crate::render::theme::Theme;
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{JobRequest, LearnerInfo, Output, SavedLearner};
 use crate::tui::keys::{self, Command, Key};
-use crate::tui::theme::Theme;
 use crate::tui::widgets::ImageMaker;
 
 const ARCH: usize = 0;

@@ -10,11 +10,12 @@ use super::{Cell, Pane, PaneId};
 use crate::event::Event;
 use crate::learn::lr_find::{LrFindOptions, LrFindResult};
 use crate::learn::open::OpenOptions;
+use crate::render::charts::LrChart;
+use crate::render::theme::Theme;
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{JobRequest, Output};
 use crate::tui::keys::{self, Key};
-use crate::tui::theme::Theme;
-use crate::tui::widgets::{ImageMaker, LrChart, truncate};
+use crate::tui::widgets::{ImageMaker, truncate};
 
 const ITERATIONS: usize = 0;
 const STOP: usize = 1;

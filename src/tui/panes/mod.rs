@@ -53,9 +53,9 @@ use ratatui::layout::Rect;
 use super::form::Form;
 use super::jobs::{Outcome, Output};
 use super::keys::{Command, Key};
-use super::theme::Theme;
 use super::widgets::{ImageMaker, Tile};
 use crate::event::{Event, Level, Stage};
+use crate::render::theme::Theme;
 
 /// The notebook's steps, in order; the number keys 1-9 select them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -8,10 +8,10 @@ use ratatui::text::Line;
 
 use super::{Cell, Pane, PaneId, PaneKey, window};
 use crate::data::window::Window;
+use crate::render::theme::Theme;
 use crate::tui::form::{Field, Form};
 use crate::tui::jobs::{JobRequest, Output, PreviewInfo, PreviewView};
 use crate::tui::keys::{self, Command, Key};
-use crate::tui::theme::Theme;
 use crate::tui::widgets::{ImageMaker, Tile, tile_grid};
 
 const VIEW: usize = 0;

@@ -7,8 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{Cell, Pane, PaneId};
+use crate::render::theme::Theme;
 use crate::tui::jobs::{Output, SetupInfo};
-use crate::tui::theme::Theme;
 use crate::tui::widgets::ImageMaker;
 
 #[derive(Default)]

@@ -8,9 +8,9 @@ use ratatui::widgets::{Row, Table};
 
 use super::{Cell, Pane, PaneId};
 use crate::data::split::{ClassCounts, GroupBy, SplitOptions};
+use crate::render::theme::Theme;
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{JobRequest, Output, SplitInfo};
-use crate::tui::theme::Theme;
 use crate::tui::widgets::ImageMaker;
 
 const VALID_PERCENT: usize = 0;

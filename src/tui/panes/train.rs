@@ -10,13 +10,13 @@ use ratatui::text::Line;
 use ratatui::widgets::{Axis, Chart, Dataset, Gauge, GraphType, LegendPosition, Paragraph, Wrap};
 
 use super::{Cell, Pane, PaneId, Status};
-use crate::cli::train::{format_duration, format_row, header};
 use crate::event::{BatchEnd, EpochRow, Event, TrainStart};
 use crate::learn::open::OpenOptions;
 use crate::learn::schedule::MaxLr;
+use crate::render::epochs::{format_duration, format_row, header};
+use crate::render::theme::Theme;
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{JobRequest, Output};
-use crate::tui::theme::Theme;
 use crate::tui::widgets::ImageMaker;
 
 const EPOCHS: usize = 0;

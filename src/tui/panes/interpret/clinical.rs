@@ -8,8 +8,8 @@ use ratatui::widgets::Paragraph;
 
 use crate::learn::clinical::{ClinicalMetrics, Estimate, Metrics};
 use crate::learn::evaluate::Calibration;
-use crate::tui::charts::{ReliabilityChart, RocChart};
-use crate::tui::theme::Theme;
+use crate::render::charts::{ReliabilityChart, RocChart};
+use crate::render::theme::Theme;
 use crate::tui::widgets::truncate;
 
 /// A figure's column: its value, and its interval on the line below.

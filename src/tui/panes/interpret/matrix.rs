@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::learn::interpret::Interpretation;
-use crate::tui::theme::Theme;
+use crate::render::theme::Theme;
 use crate::tui::widgets::{Tile, tile_grid, truncate};
 
 const COLUMNS: usize = 3;

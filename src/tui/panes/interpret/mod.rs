@@ -20,10 +20,10 @@ use super::{Cell, Pane, PaneId, PaneKey};
 use crate::learn::evaluate::Evaluation;
 use crate::learn::open::OpenOptions;
 use crate::learn::overlay::overlay;
+use crate::render::theme::Theme;
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{InterpretInfo, JobRequest, Output};
 use crate::tui::keys::{self, Command, Key};
-use crate::tui::theme::Theme;
 use crate::tui::widgets::{ImageMaker, Tile};
 
 const TOP: usize = 0;

@@ -11,8 +11,8 @@ use ratatui::widgets::Paragraph;
 
 use crate::data::scan::image_label;
 use crate::learn::overlay::overlay;
+use crate::render::theme::Theme;
 use crate::tui::jobs::PredictInfo;
-use crate::tui::theme::Theme;
 use crate::tui::widgets::{ImageMaker, Tile, tile_grid, truncate};
 
 /// The image's columns beside the bars.

@@ -1,6 +1,6 @@
-//! The clinical charts as ratatui widgets: ROC curves and the reliability diagram. The
-//! Interpret pane draws them in its theme's colours; `mednist interpret` renders the same
-//! widgets into text (monochrome).
+//! Charts as ratatui widgets: ROC curves, the reliability diagram and the LR finder's curve.
+//! The panes draw them in the theme's colours; `mednist interpret` and `lr-find` render the
+//! same widgets into text (monochrome).
 
 use ratatui::layout::Constraint;
 use ratatui::symbols::Marker;
@@ -11,6 +11,7 @@ use super::theme::Theme;
 use crate::learn::calibration::ReliabilityBin;
 use crate::learn::clinical::{ClinicalMetrics, RocCurve};
 use crate::learn::evaluate::Calibration;
+use crate::learn::lr_find::{LrFindOptions, Suggestions};
 
 /// The chance line, (0, 0) to (1, 1); on the reliability diagram, perfect calibration.
 const DIAGONAL: [(f64, f64); 2] = [(0.0, 0.0), (1.0, 1.0)];
@@ -111,4 +112,69 @@ fn unit_chart<'a>(datasets: Vec<Dataset<'a>>, x: &'a str, y: &'a str, theme: &Th
         Axis::default().title(Line::styled(title, theme.dim())).bounds([0.0, 1.0]).labels(["0", "1"]).style(theme.dim())
     };
     Chart::new(datasets).style(theme.base()).x_axis(axis(x)).y_axis(axis(y)).legend_position(None)
+}
+
+/// The learning-rate finder's curve as a chart: smoothed loss against log10(lr), fastai's
+/// suggestions marked. The LR find pane and `mednist lr-find` draw the same one.
+pub struct LrChart {
+    points: Vec<(f64, f64)>,
+    marks: Vec<(f64, f64)>,
+    x_bounds: [f64; 2],
+    y_bounds: [f64; 2],
+}
+
+impl LrChart {
+    /// `curve` holds (log10 lr, smoothed loss) points of a sweep made with `options`.
+    pub fn new(curve: &[(f64, f64)], suggestions: Option<&Suggestions>, options: &LrFindOptions) -> Self {
+        let finite: Vec<f64> = curve.iter().map(|(_, loss)| *loss).filter(|loss| loss.is_finite()).collect();
+        let bottom = finite.iter().copied().fold(f64::INFINITY, f64::min);
+        // The curve shoots up at the end; cap the axis so the valley stays readable.
+        let first = finite.first().copied().unwrap_or(1.0);
+        let top = finite.iter().copied().fold(0.0f64, f64::max).min(first * 2.0).max(bottom + 1e-3);
+        let bottom = if bottom.is_finite() { bottom } else { 0.0 };
+        let points = curve.iter().copied().filter(|(_, loss)| loss.is_finite() && *loss <= top).collect();
+        let marks = suggestions
+            .map(|s| [s.valley, s.steep].iter().map(|m| (m.lr.log10(), m.loss.min(top))).collect())
+            .unwrap_or_default();
+        Self { points, marks, x_bounds: [options.start_lr.log10(), options.end_lr.log10()], y_bounds: [bottom, top] }
+    }
+
+    pub fn widget(&self, theme: &Theme) -> Chart<'_> {
+        let datasets = vec![
+            Dataset::default()
+                .name("smoothed loss")
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(theme.train_loss())
+                .data(&self.points),
+            Dataset::default()
+                .name("suggestions")
+                .marker(Marker::Block)
+                .graph_type(GraphType::Scatter)
+                .style(theme.valid_loss())
+                .data(&self.marks),
+        ];
+        let [low, high] = self.x_bounds;
+        let [bottom, top] = self.y_bounds;
+        let x_labels: Vec<String> =
+            (low.ceil() as i32..=high.floor() as i32).step_by(2).map(|exponent| format!("1e{exponent}")).collect();
+        Chart::new(datasets)
+            .style(theme.base())
+            .legend_position(Some(LegendPosition::Top))
+            .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
+            .x_axis(
+                Axis::default()
+                    .title(Line::styled("learning rate (log)", theme.dim()))
+                    .bounds(self.x_bounds)
+                    .labels(x_labels)
+                    .style(theme.dim()),
+            )
+            .y_axis(
+                Axis::default()
+                    .title(Line::styled("loss", theme.dim()))
+                    .bounds(self.y_bounds)
+                    .labels([format!("{bottom:.2}"), format!("{top:.2}")])
+                    .style(theme.dim()),
+            )
+    }
 }
