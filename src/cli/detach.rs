@@ -8,12 +8,30 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
 
-use crate::runs::lock::TrainLock;
+use crate::runs::recording::Recording;
 use crate::runs::{Runs, TRAIN_LOG_FILE};
 
-/// Starts this program again with the same arguments, less `--detach`, training in run
-/// `name` (prepared, with its lock, by the caller), and returns once it has started.
-pub fn launch(runs: &Runs, lock: TrainLock, name: &str, json: bool) -> Result<()> {
+/// Starts this program again with the same arguments, less `--detach`, training in the run
+/// `recording` records (its lock goes to the new process), and returns once it has started.
+pub fn launch(runs: &Runs, recording: Recording, json: bool) -> Result<()> {
+    let name = recording.name().to_string();
+    let started = spawn(runs, &name);
+    let (pid, log_path) = match started {
+        Ok(started) => started,
+        Err(error) => return Err(recording.fail(error, super::errors::describe)),
+    };
+    recording.hand_over(pid)?;
+    if json {
+        super::print_json(&serde_json::json!({ "run": name, "pid": pid, "log": log_path }))
+    } else {
+        println!("run {name} is training in the background (pid {pid}), writing to {}", log_path.display());
+        println!("follow it with: mednist logs -f {name}");
+        Ok(())
+    }
+}
+
+/// The background process, in a session of its own: its pid and the log it writes to.
+fn spawn(runs: &Runs, name: &str) -> Result<(u32, std::path::PathBuf)> {
     let log_path = runs.run_dir(name).join(TRAIN_LOG_FILE);
     let log = File::options()
         .create(true)
@@ -40,14 +58,5 @@ pub fn launch(runs: &Runs, lock: TrainLock, name: &str, json: bool) -> Result<()
         });
     }
     let child = command.spawn().with_context(|| format!("cannot start {}", program.display()))?;
-    let pid = child.id();
-    runs.update(name, |record| record.pid = Some(pid))?;
-    lock.hand_over(pid)?;
-    if json {
-        super::print_json(&serde_json::json!({ "run": name, "pid": pid, "log": log_path }))
-    } else {
-        println!("run {name} is training in the background (pid {pid}), writing to {}", log_path.display());
-        println!("follow it with: mednist logs -f {name}");
-        Ok(())
-    }
+    Ok((child.id(), log_path))
 }

@@ -21,9 +21,9 @@ use crate::learn::pretrained::Pretrained;
 use crate::learn::schedule::MaxLr;
 use crate::model::Arch;
 use crate::render::epochs::{format_row, header};
-use crate::runs::event_log::{self, EventLog};
-use crate::runs::lock::{TakenOver, TrainLock};
-use crate::runs::{RunRecord, RunStatus, Runs, RunsError};
+use crate::runs::lock::TrainLock;
+use crate::runs::recording::{Ended, Recording};
+use crate::runs::{Runs, RunsError};
 use crate::workspace::Workspace;
 
 /// How to open the learner: shared by `train` and `lr-find`.
@@ -128,61 +128,48 @@ pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
     let (lock, name) = match &args.detached_run {
         Some(name) => (runs.adopt_lock(name)?, name.clone()),
         None => {
-            let mut lock = take_lock(&runs, &render)?;
-            let name = prepare_run(workspace, &runs, args, &render)?;
-            lock.set_run(&name)?;
-            (lock, name)
+            let lock = take_lock(&runs, &render)?;
+            (lock, prepare_run(workspace, &runs, args, &render)?)
         }
     };
-    runs.write_record(&RunRecord::starting(&name, settings(args)))?;
-    // What fails before the training starts ends the run too, with its message.
-    let failed_to_start = |error: anyhow::Error| {
-        let message = super::errors::describe(&error);
-        // The first error is the one to report; a record that cannot be written is settled
-        // as failed later anyway, once this process has gone.
-        let _ = runs.update(&name, |record| record.end(RunStatus::Failed, Some(message)));
-        error
-    };
+    let recording = Recording::begin(&runs, lock, &name, settings(args))?;
     if args.detach {
-        return super::detach::launch(&runs, lock, &name, json).map_err(failed_to_start);
+        return super::detach::launch(&runs, recording, json);
     }
-    render.info(format!("training in run {name} ({})", runs.run_dir(&name).display()));
+    render.info(format!("training in run {name} ({})", recording.dir().display()));
     let cancel = CancelToken::new();
     crate::cli::cancel_on_interrupt(&cancel, "stopping after this batch");
-    let events = runs.run_dir(&name).join(event_log::EVENTS_FILE);
-    let log = EventLog::append(&events, &render, cancel.clone()).map_err(failed_to_start)?;
-    let trained = train(workspace, args, &log, &cancel, &runs, &name);
-    render.finish();
-    let log_failure = log.close();
-    let (status, message, outcome) = match trained {
-        Ok(()) => (RunStatus::Finished, None, Ok(())),
-        Err(Failure::Stopped(kept)) => match log_failure {
-            Some(failure) => (RunStatus::Failed, Some(failure.clone()), Err(anyhow!("{failure}; {kept}"))),
-            None => (RunStatus::Stopped, None, Err(anyhow!("training interrupted; {kept}"))),
-        },
-        Err(Failure::Error(error)) => (RunStatus::Failed, Some(super::errors::describe(&error)), Err(error)),
+    let log = match recording.event_log(&render, cancel.clone()) {
+        Ok(log) => log,
+        Err(error) => return Err(recording.fail(error, super::errors::describe)),
     };
-    runs.update(&name, |record| record.end(status, message))?;
-    drop(lock);
-    outcome
+    let trained = train(workspace, args, &log, &cancel, &recording);
+    render.finish();
+    let ended = match &trained {
+        Ok(()) => Ended::Finished,
+        Err(Failure::Stopped(_)) => Ended::Stopped,
+        Err(Failure::Error(error)) => Ended::Failed(super::errors::describe(error)),
+    };
+    let record = recording.end(ended, &log)?;
+    match trained {
+        Ok(()) => Ok(()),
+        Err(Failure::Stopped(kept)) => match record.message {
+            Some(failure) => Err(anyhow!("{failure}; {kept}")),
+            None => Err(anyhow!("training interrupted; {kept}")),
+        },
+        Err(Failure::Error(error)) => Err(error),
+    }
 }
 
 /// The workspace's training lock, or an error naming the run that holds it.
 fn take_lock(runs: &Runs, emit: &dyn Emit) -> Result<TrainLock> {
-    let (lock, taken_over) = runs.lock().map_err(|error| match error.downcast::<RunsError>() {
+    runs.lock_for_training(emit).map_err(|error| match error.downcast::<RunsError>() {
         Ok(RunsError::Running { name, pid }) => anyhow!(
             "run {name} is training in this workspace (pid {pid}): wait for it (`mednist logs -f {name}`) or stop it (kill {pid})"
         ),
         Ok(other) => other.into(),
         Err(error) => error,
-    })?;
-    if let Some(TakenOver(owner)) = taken_over {
-        emit.warn(format!(
-            "took over the training lock of run {} from pid {}, which ended without releasing it",
-            owner.run, owner.pid
-        ));
-    }
-    Ok(lock)
+    })
 }
 
 /// The run to train in: the current one, or a new one (`--fresh`, `--name`, `--load`, or
@@ -200,18 +187,14 @@ fn prepare_run(workspace: &Workspace, runs: &Runs, args: &TrainArgs, emit: &dyn 
         }
         _ => None,
     };
-    let name = runs.create(args.name.as_deref())?;
-    if let Some(from) = start_from {
-        if let Err(error) = checkpoint::copy(&from, &runs.run_dir(&name)) {
-            let _ = std::fs::remove_dir_all(runs.run_dir(&name));
-            return Err(error);
+    let name = runs.new_current(args.name.as_deref(), start_from.as_deref())?;
+    match (&args.load, start_from) {
+        (Some(saved), _) => emit.info(format!("loaded the checkpoint saved as {saved}")),
+        (None, Some(_)) => {
+            emit.info(format!("run {name} starts from the learner of run {}", current.unwrap_or_default()))
         }
-        match &args.load {
-            Some(saved) => emit.info(format!("loaded the checkpoint saved as {saved}")),
-            None => emit.info(format!("run {name} starts from the learner of run {}", current.unwrap_or_default())),
-        }
+        (None, None) => {}
     }
-    runs.set_current(&name)?;
     Ok(name)
 }
 
@@ -253,18 +236,13 @@ fn train(
     args: &TrainArgs,
     emit: &dyn Emit,
     cancel: &CancelToken,
-    runs: &Runs,
-    name: &str,
+    recording: &Recording,
 ) -> Result<(), Failure> {
     let mut options = args.learner.open_options();
     options.settings.monitor = args.monitor;
     options.settings.patience = args.patience.map(usize::from);
     let Opened { mut learner, data, device, .. } = open_learner(workspace, &options, emit, cancel)?;
-    runs.update(name, |record| {
-        record.arch = Some(learner.arch.to_string());
-        record.device = Some(device);
-        record.split_fingerprint = Some(data.split_fingerprint.clone());
-    })?;
+    recording.describe(learner.arch.to_string(), device, data.split_fingerprint.clone())?;
     let fitted = learner.fit_one_cycle(&data, args.epochs, args.max_lr, emit, cancel);
     let interrupted = matches!(&fitted, Err(error) if is_cancelled(error));
     if !interrupted {

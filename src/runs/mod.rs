@@ -19,6 +19,7 @@ pub mod clock;
 pub mod event_log;
 pub mod lock;
 mod process;
+pub mod recording;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Emit, EpochRow, Event};
 use crate::learn::checkpoint;
 use crate::workspace::{Workspace, read_json, write_json_atomic};
-pub use process::is_alive;
+pub use process::{interrupt, is_alive};
 
 const CURRENT: &str = "current";
 const RECORD_FILE: &str = "run.json";

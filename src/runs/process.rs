@@ -1,4 +1,5 @@
-//! Whether a process still runs, for locks and run records left by a process that died.
+//! Whether a process still runs, for locks and run records left by a process that died, and
+//! asking a training in another process to stop.
 
 /// Whether `pid` is a live process (a zombie, which has ended but not been reaped, is not).
 pub fn is_alive(pid: u32) -> bool {
@@ -7,6 +8,13 @@ pub fn is_alive(pid: u32) -> bool {
     let exists =
         unsafe { libc::kill(pid_t, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
     exists && !is_zombie(pid)
+}
+
+/// Sends SIGINT to `pid`: a training stops after its current batch, as on Ctrl-C.
+pub fn interrupt(pid: u32) -> std::io::Result<()> {
+    let pid_t = libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill only sends a signal; a positive pid names one process.
+    if unsafe { libc::kill(pid_t, libc::SIGINT) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 /// `/proc/PID/stat`'s state field, after the parenthesised command name, is `Z` for a zombie.
