@@ -35,6 +35,8 @@ use crate::learn::lr_find::{LrFindOptions, LrFindResult};
 use crate::learn::open::{OpenOptions, open_learner};
 use crate::learn::schedule::MaxLr;
 use crate::model::Arch;
+use crate::runs::recording::{Ended, Recording};
+use crate::runs::{Runs, RunsError};
 use crate::system::SystemReport;
 use crate::workspace::{self, Workspace};
 
@@ -148,6 +150,8 @@ pub enum Output {
     Saved(SavedLearner),
     /// The open learner's epochs so far, before a fit adds to them.
     TrainHistory(Vec<EpochRow>),
+    /// A fit stopped before its cycle ended, and how another process would continue it.
+    Continuable(Continuation),
     Interpret(Box<InterpretInfo>),
     Predicted(Box<PredictInfo>),
     LrFind(LrFindResult),
@@ -205,6 +209,14 @@ pub struct LearnerInfo {
     pub valid_images: usize,
 }
 
+/// A stopped fit's run, and the `mednist train` flags that continue its cycle from the run's
+/// checkpoint with the settings the app trained with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Continuation {
+    pub run: String,
+    pub flags: Vec<String>,
+}
+
 /// What the workspace's saved checkpoint says of its learner.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SavedLearner {
@@ -253,7 +265,10 @@ struct Trainer {
     data: TrainData,
     device: String,
     resumed: bool,
-    batch_size: usize,
+    /// What it was opened with (the batch size, the seed, ... it trains with).
+    options: OpenOptions,
+    /// Where `runs/current` pointed when it was opened.
+    run: Option<PathBuf>,
 }
 
 struct Kernel {
@@ -407,15 +422,7 @@ impl Kernel {
                 self.send(pane, Output::Learner(learner_info(&trainer)));
                 self.trainer = Some(trainer);
             }
-            JobRequest::Train { open, epochs, max_lr } => {
-                let mut trainer = self.take_trainer(&open, &emit, cancel)?;
-                self.send(pane, Output::TrainHistory(trainer.learner.history().to_vec()));
-                let fitted = trainer.learner.fit_one_cycle(&trainer.data, epochs, max_lr, &emit, cancel);
-                self.send(PaneId::Learner, Output::Learner(learner_info(&trainer)));
-                // Kept even after a failure: the weights are those of the last finished batch.
-                self.trainer = Some(trainer);
-                fitted?;
-            }
+            JobRequest::Train { open, epochs, max_lr } => self.train(&open, epochs, max_lr, &emit, cancel)?,
             JobRequest::SetFrozen { open, frozen } => {
                 let mut trainer = self.take_trainer(&open, &emit, cancel)?;
                 trainer.learner.set_frozen(frozen);
@@ -482,6 +489,61 @@ impl Kernel {
         self.send(PaneId::Preview, Output::DatasetSettings(settings));
     }
 
+    /// Trains the open learner (opening one first) as a recorded run, as `mednist train` does:
+    /// the workspace lock held, `run.json` and `events.jsonl` written.
+    fn train(&mut self, open: &OpenOptions, epochs: usize, max_lr: MaxLr, emit: &dyn Emit, cancel: &CancelToken) -> Result<()> {
+        let runs = Runs::open(&self.workspace, emit)?;
+        // Before the learner opens, so that no other process starts training meanwhile.
+        let lock = runs.lock_for_training(emit).map_err(|error| match error.downcast::<RunsError>() {
+            Ok(RunsError::Running { name, pid }) => anyhow::anyhow!(
+                "run {name} is training in this workspace (pid {pid}): wait for it, or show it here (7 Train) and stop it with Esc"
+            ),
+            Ok(other) => other.into(),
+            Err(error) => error,
+        })?;
+        let mut trainer = self.take_trainer(open, emit, cancel)?;
+        let recording = run_to_train_in(&runs, &trainer.learner)
+            .and_then(|name| Recording::begin(&runs, lock, &name, settings(&trainer, epochs, max_lr)));
+        let recording = match recording {
+            Ok(recording) => recording,
+            Err(error) => {
+                self.trainer = Some(trainer);
+                return Err(error);
+            }
+        };
+        let described = recording.describe(
+            trainer.learner.arch.to_string(),
+            trainer.device.clone(),
+            trainer.data.split_fingerprint.clone(),
+        );
+        let log = match described.and_then(|()| recording.event_log(emit, cancel.clone())) {
+            Ok(log) => log,
+            Err(error) => {
+                self.trainer = Some(trainer);
+                return Err(recording.fail(error, super::errors::describe));
+            }
+        };
+        self.send(PaneId::Train, Output::TrainHistory(trainer.learner.history().to_vec()));
+        let fitted = trainer.learner.fit_one_cycle(&trainer.data, epochs, max_lr, &log, cancel);
+        self.send(PaneId::Learner, Output::Learner(learner_info(&trainer)));
+        let ended = match &fitted {
+            Ok(()) => Ended::Finished,
+            Err(error) if is_cancelled(error) => Ended::Stopped,
+            Err(error) => Ended::Failed(super::errors::describe(error)),
+        };
+        let run = recording.name().to_string();
+        let saved = checkpoint::load(&recording.dir()).ok().flatten().is_some();
+        let continuation = (ended == Ended::Stopped)
+            .then(|| Continuation { run, flags: continue_flags(&trainer, epochs, max_lr, saved) });
+        // Kept even after a failure: the weights are those of the last finished batch.
+        self.trainer = Some(trainer);
+        recording.end(ended, &log)?;
+        if let Some(continuation) = continuation {
+            self.send(PaneId::Train, Output::Continuable(continuation));
+        }
+        fitted
+    }
+
     /// The workspace's dataset folder, or an error saying which step makes it.
     fn require_dataset(&self) -> Result<PathBuf> {
         let dataset = self.workspace.dataset_dir();
@@ -500,7 +562,9 @@ impl Kernel {
 
     /// The open learner, or one opened with `options` (the Learner pane is told).
     fn take_trainer(&mut self, options: &OpenOptions, emit: &dyn Emit, cancel: &CancelToken) -> Result<Trainer> {
-        if let Some(trainer) = self.trainer.take() {
+        if let Some(trainer) = self.trainer.take()
+            && self.is_saved_learner(&trainer)
+        {
             return Ok(trainer);
         }
         let trainer = self.open(options, emit, cancel)?;
@@ -516,8 +580,21 @@ impl Kernel {
             data: opened.data,
             device: opened.device,
             resumed: opened.resumed,
-            batch_size: options.settings.batch_size,
+            options: options.clone(),
+            run: self.current_run(),
         })
+    }
+
+    fn current_run(&self) -> Option<PathBuf> {
+        std::fs::read_link(self.workspace.current_run_dir()).ok()
+    }
+
+    /// Whether the open learner is still the one in the current run: a training in another
+    /// process (a detached one) may have moved the run on, or made another run current.
+    fn is_saved_learner(&self, trainer: &Trainer) -> bool {
+        let saved = checkpoint::load(&self.workspace.current_run_dir()).ok().flatten();
+        self.current_run() == trainer.run
+            && saved.is_none_or(|saved| saved.state.epochs_done == trainer.learner.epochs_done())
     }
 
     /// Nine captioned images from the recorded split's training set.
@@ -582,10 +659,74 @@ fn learner_info(trainer: &Trainer) -> LearnerInfo {
         resumed: trainer.resumed,
         device: trainer.device.clone(),
         image_size: learner.image_size,
-        batch_size: trainer.batch_size,
+        batch_size: trainer.options.settings.batch_size,
         train_images: trainer.data.train.len(),
         valid_images: trainer.data.valid.len(),
     }
+}
+
+/// The run a fit in the app records itself in: the current one, unless the learner is new and
+/// the current run holds another learner's checkpoint (or there is no run yet).
+fn run_to_train_in(runs: &Runs, learner: &Learner) -> Result<String> {
+    match runs.current() {
+        Some(current) if learner.epochs_done() > 0 || checkpoint::load(&runs.run_dir(&current))?.is_none() => {
+            Ok(current)
+        }
+        _ => runs.new_current(None, None),
+    }
+}
+
+/// How a fit in the app was started, as its run record keeps it.
+fn settings(trainer: &Trainer, epochs: usize, max_lr: MaxLr) -> serde_json::Value {
+    let options = &trainer.options;
+    serde_json::json!({
+        "front_end": "app",
+        "arch": trainer.learner.arch.to_string(),
+        "pretrained": options.pretrained.as_ref().map(ToString::to_string),
+        "epochs": epochs,
+        "max_lr": max_lr.to_string(),
+        "bs": options.settings.batch_size,
+        "size": trainer.learner.image_size,
+        "seed": options.settings.seed,
+        "device": options.device.to_string(),
+        "window": trainer.learner.window.to_string(),
+        "precision": options.settings.precision.map(|precision| precision.to_string()),
+        "fresh": options.fresh,
+    })
+}
+
+/// `mednist train` flags that continue the stopped fit in another process: resuming the run's
+/// checkpoint, whose one-cycle position carries the schedule, with the batch size (which the
+/// cycle's steps depend on), seed and device the app trained with. A learner that has no
+/// checkpoint yet is made there as it was made here.
+fn continue_flags(trainer: &Trainer, epochs: usize, max_lr: MaxLr, saved: bool) -> Vec<String> {
+    let (options, settings) = (&trainer.options, &trainer.options.settings);
+    let mut flags = vec![
+        format!("--epochs={epochs}"),
+        format!("--max-lr={max_lr}"),
+        format!("--bs={}", settings.batch_size),
+        format!("--seed={}", settings.seed),
+        format!("--device={}", options.device),
+        format!("--monitor={}", settings.monitor),
+    ];
+    let optional = [
+        settings.workers.map(|workers| format!("--workers={workers}")),
+        settings.prefetch.map(|prefetch| format!("--prefetch={prefetch}")),
+        settings.precision.map(|precision| format!("--precision={precision}")),
+        settings.patience.map(|patience| format!("--patience={patience}")),
+        settings.deterministic.then(|| "--deterministic".to_string()),
+    ];
+    flags.extend(optional.into_iter().flatten());
+    if !saved {
+        let learner = &trainer.learner;
+        flags.extend([
+            format!("--arch={}", learner.arch),
+            format!("--size={}", learner.image_size),
+            format!("--window={}", learner.window),
+        ]);
+        flags.extend(options.pretrained.as_ref().map(|pretrained| format!("--pretrained={pretrained}")));
+    }
+    flags
 }
 
 fn gray_image(pixels: Vec<u8>, side: usize) -> Option<GrayImage> {
