@@ -1,6 +1,7 @@
 //! The app without a terminal: keys and made-up job events drive its state, and every pane is
 //! drawn on ratatui's TestBackend and compared with the accepted snapshot (tests/snapshots).
-//! Images are half-blocks; nothing here depends on the clock, the machine or a model.
+//! Images are half-blocks; nothing here depends on the clock, the machine or a model. A run
+//! "trained" by another process is an event log written here, followed as the app follows one.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +14,9 @@ use mednist::data::scan::{ClassSummary, DicomSummary, Item, UnreadableFile};
 use mednist::data::settings::{DatasetSettings, Frames};
 use mednist::data::split::{ClassCounts, GroupBy, SplitOptions};
 use mednist::data::window::Window;
+use mednist::event::Emit;
 use mednist::event::{BatchEnd, EpochRow, Event, Level, LrStep, Stage, TrainStart};
+use mednist::job::CancelToken;
 use mednist::learn::calibration::Reliability;
 use mednist::learn::cam::Heatmap;
 use mednist::learn::clinical::{Bootstrap, ClinicalMetrics};
@@ -24,15 +27,19 @@ use mednist::learn::lr_find::{LrFindOptions, LrFindResult, LrRecorder};
 use mednist::learn::pretrained::Pretrained;
 use mednist::model::Arch;
 use mednist::render::theme::Theme;
+use mednist::runs::event_log::{self, EventLog};
+use mednist::runs::{RunRecord, RunStatus, Runs};
 use mednist::system::{Cuda, LibTorch, SystemReport};
-use mednist::tui::app::{Action, App, Overlay};
+use mednist::tui::app::{Action, AfterExit, App, Overlay};
+use mednist::tui::attach;
 use mednist::tui::jobs::{
-    ClassesInfo, InterpretInfo, JobMessage, JobRequest, LearnerInfo, Outcome, Output, PredictInfo, PreviewInfo,
-    PreviewView, SavedLearner, SetupInfo, SplitInfo,
+    ClassesInfo, Continuation, InterpretInfo, JobMessage, JobRequest, LearnerInfo, Outcome, Output, PredictInfo,
+    PreviewInfo, PreviewView, SavedLearner, SetupInfo, SplitInfo,
 };
 use mednist::tui::keys;
 use mednist::tui::lesson;
 use mednist::tui::panes::{PaneId, Status};
+use mednist::workspace::Workspace;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
@@ -1108,18 +1115,183 @@ fn esc_stops_the_running_step() {
 #[test]
 fn quitting_asks_first_while_a_step_runs_and_waits_for_it_to_stop() {
     let mut app = app();
-    run(&mut app, PaneId::Train, Vec::new());
+    run(&mut app, PaneId::Classes, Vec::new());
     assert!(press(&mut app, "q").is_none());
     assert_eq!(app.overlay(), Some(Overlay::ConfirmQuit));
     insta::assert_snapshot!(screen(&mut app, 80, 24).backend());
     assert!(press(&mut app, "n").is_none(), "n keeps going");
     assert_eq!(app.overlay(), None);
     press(&mut app, "q");
+    assert!(press(&mut app, "d").is_none(), "d is the training prompt's, not this one's");
     assert!(matches!(press(&mut app, "y"), Some(Action::Cancel)));
-    assert!(!app.should_exit(), "training still finishing its batch");
+    assert!(!app.should_exit(), "the step still finishing");
     assert!(press(&mut app, "3").is_none(), "keys wait while stopping");
+    app.apply(finished(PaneId::Classes, Outcome::Cancelled), Instant::now());
+    assert!(app.should_exit());
+    assert_eq!(app.after_exit(), AfterExit::Nothing);
+}
+
+fn continuation() -> Continuation {
+    Continuation { run: "2026-12-03-1051-07".into(), flags: vec!["--epochs=3".into(), "--bs=16".into()] }
+}
+
+#[test]
+fn q_while_training_offers_to_stop_or_to_continue_in_the_background() {
+    let mut app = app();
+    run(&mut app, PaneId::Train, vec![event(PaneId::Train, train_start(0, 3))]);
+    assert!(press(&mut app, "q").is_none());
+    assert_eq!(app.overlay(), Some(Overlay::ConfirmQuit));
+    let terminal = screen(&mut app, 80, 24);
+    let prompt = text(&terminal);
+    assert!(prompt.contains("Train is training. Quit how?") && prompt.contains("keep training in the background"));
+    insta::assert_snapshot!(terminal.backend());
+    assert!(app.handle_key(key(KeyCode::Esc)).is_none());
+    assert_eq!(app.overlay(), None, "Esc dismisses the prompt");
+    assert!(!app.should_exit() && app.running() == Some(PaneId::Train), "and the training goes on");
+
+    // d: stop here after the batch, then continue in the background.
+    press(&mut app, "q");
+    assert!(matches!(press(&mut app, "d"), Some(Action::Cancel)));
+    assert!(text(&screen(&mut app, 80, 24)).contains("then it continues in the background"));
+    assert!(!app.should_exit(), "waits for the batch");
+    app.apply(output(PaneId::Train, Output::Continuable(continuation())), Instant::now());
     app.apply(finished(PaneId::Train, Outcome::Cancelled), Instant::now());
     assert!(app.should_exit());
+    assert_eq!(app.after_exit(), AfterExit::ContinueInBackground(continuation()));
+
+    // s: stop after the batch and quit; nothing continues.
+    let mut app = self::app();
+    run(&mut app, PaneId::Train, vec![event(PaneId::Train, train_start(0, 3))]);
+    press(&mut app, "q");
+    assert!(matches!(press(&mut app, "s"), Some(Action::Cancel)));
+    app.apply(output(PaneId::Train, Output::Continuable(continuation())), Instant::now());
+    app.apply(finished(PaneId::Train, Outcome::Cancelled), Instant::now());
+    assert!(app.should_exit());
+    assert_eq!(app.after_exit(), AfterExit::Nothing);
+
+    // d, but the fit finished its cycle with that batch: there is nothing to continue.
+    let mut app = self::app();
+    run(&mut app, PaneId::Train, vec![event(PaneId::Train, train_start(0, 3))]);
+    press(&mut app, "q");
+    press(&mut app, "d");
+    app.apply(finished(PaneId::Train, Outcome::Done), Instant::now());
+    assert_eq!(app.after_exit(), AfterExit::NothingToContinue);
+}
+
+/// A live process that is not this one, to stand for a detached training; killed when dropped.
+struct Sleeper(std::process::Child);
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The messages `receiver` gets until `done` says the last one has come (10 s at most).
+fn receive_until(
+    receiver: &mut tokio::sync::mpsc::UnboundedReceiver<JobMessage>,
+    done: impl Fn(&JobMessage) -> bool,
+) -> Vec<JobMessage> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut messages = Vec::new();
+    loop {
+        match receiver.try_recv() {
+            Ok(message) => {
+                let last = done(&message);
+                messages.push(message);
+                if last {
+                    return messages;
+                }
+            }
+            Err(_) => {
+                assert!(Instant::now() < deadline, "still waiting after {} messages", messages.len());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn is_row(message: &JobMessage, epoch: usize) -> bool {
+    matches!(message, JobMessage::Event { event: Event::Epoch(row), .. } if row.epoch == epoch)
+}
+
+#[test]
+fn the_train_pane_follows_a_detached_run_from_its_event_log_and_esc_asks_it_to_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = Runs::open(&Workspace::at(dir.path()), &|_| {}).unwrap();
+    runs.create(Some("night")).unwrap();
+    let sleeper = Sleeper(std::process::Command::new("sleep").arg("60").spawn().unwrap());
+    let pid = sleeper.0.id();
+    let settings = serde_json::json!({ "command": ["train", "--detached-run", "night"] });
+    runs.write_record(&RunRecord { pid: Some(pid), ..RunRecord::starting("night", settings) }).unwrap();
+    let (mut lock, _) = runs.lock().unwrap();
+    lock.set_run("night").unwrap();
+    lock.hand_over(pid).unwrap();
+    let events = runs.run_dir("night").join(event_log::EVENTS_FILE);
+    let mut first_epoch = vec![train_start(0, 3)];
+    first_epoch.extend((1..=4).map(|b| batch(0, b, 1.0 / b as f64)));
+    first_epoch.push(epoch_row(0, 0.5));
+    event_log::write_all(&events, first_epoch).unwrap();
+
+    let run = attach::find(&runs).expect("the sleeper holds the workspace");
+    assert_eq!(run.describe(), format!("run night, pid {pid}, detached"));
+    let mut app = app();
+    app.attach(run.clone());
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    attach::follow(runs.clone(), run, sender).unwrap();
+    for message in receive_until(&mut receiver, |message| is_row(message, 0)) {
+        app.apply(message, Instant::now());
+    }
+    press(&mut app, "7");
+    let shown = text(&screen(&mut app, 100, 30));
+    assert!(shown.contains(&format!("attached to run night, pid {pid}, detached")), "{shown}");
+    assert!(shown.contains("    0    1.000000    0.500000"), "the row so far: {shown}");
+    assert_eq!(app.panes.train.rows().len(), 1);
+
+    // The run goes on: a batch of the next epoch, then its row.
+    let log = EventLog::append(&events, &|_| {}, CancelToken::new()).unwrap();
+    log.emit(batch(1, 2, 0.25));
+    assert!(log.close().is_none());
+    for message in receive_until(&mut receiver, |message| matches!(message, JobMessage::Event { .. })) {
+        app.apply(message, Instant::now());
+    }
+    assert!(text(&screen(&mut app, 100, 30)).contains("epoch 1 · batch 2/4"), "the batch progress");
+    log.emit(epoch_row(1, 0.25));
+    for message in receive_until(&mut receiver, |message| is_row(message, 1)) {
+        app.apply(message, Instant::now());
+    }
+    assert_eq!(app.panes.train.rows().len(), 2);
+
+    // Esc asks the run's process to stop (once), and a new training is refused meanwhile.
+    assert!(matches!(app.handle_key(key(KeyCode::Esc)), Some(Action::StopOtherRun(p)) if p == pid));
+    assert!(app.handle_key(key(KeyCode::Esc)).is_none(), "asked once");
+    assert!(app.handle_key(key(KeyCode::Enter)).is_none());
+    assert!(app.notice().is_some_and(|notice| notice.contains(&format!("run night, pid {pid}"))), "{:?}", app.notice());
+    // The run stops after its batch, as a detached training does on SIGINT.
+    log.emit(Event::TrainCancelled { completed_epochs: 2 });
+    assert!(log.close().is_none());
+    runs.update("night", |record| record.end(RunStatus::Stopped, None)).unwrap();
+    let finished = |message: &JobMessage| matches!(message, JobMessage::Finished { .. });
+    let messages = receive_until(&mut receiver, finished);
+    assert!(matches!(messages.last(), Some(JobMessage::Finished { outcome: Outcome::Cancelled, .. })), "{messages:?}");
+    for message in messages {
+        app.apply(message, Instant::now());
+    }
+    assert_eq!(app.panes.get(PaneId::Train).cell().status, Status::Cancelled);
+    assert_eq!(app.attached(), None);
+    let shown = text(&screen(&mut app, 100, 30));
+    assert!(shown.contains(&format!("attached to run night, pid {pid}, detached · stopped")), "{shown}");
+    assert!(matches!(app.handle_key(key(KeyCode::Enter)), Some(Action::Run(JobRequest::Train { .. }))), "free again");
+}
+
+#[test]
+fn showing_the_train_pane_looks_for_another_process_s_training() {
+    let mut app = app();
+    assert!(matches!(press(&mut app, "7"), Some(Action::LookForOtherRun)));
+    assert!(press(&mut app, "6").is_none());
+    run(&mut app, PaneId::Train, Vec::new());
+    assert!(press(&mut app, "7").is_none(), "not while the app trains itself");
 }
 
 #[test]

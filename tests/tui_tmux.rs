@@ -2,8 +2,9 @@
 //! fetch a tiny made-up dataset, split it, train a small model for one epoch, stop a second
 //! fit by quitting, and check the terminal is given back as it was; resizes, Ctrl-C and
 //! SIGTERM too; a key typed while the terminal is still being asked about graphics, the
-//! terminal killed under a running training (a dropped SSH connection), a closed stdin, and a
-//! detached training outliving the terminal that started it.
+//! terminal killed under a running training (a dropped SSH connection), a closed stdin, a
+//! detached training outliving the terminal that started it, and the app showing such a
+//! training live and stopping it.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -143,6 +144,19 @@ fn workspace_with_tiny_dataset(work: &Path) -> std::path::PathBuf {
     workspace
 }
 
+/// `mednist --workdir WORKSPACE ARGS...`, headless.
+fn mednist_in(workspace: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mednist")).arg("--workdir").arg(workspace).args(args).output().unwrap()
+}
+
+/// `workspace_with_tiny_dataset`, split (by the headless command).
+fn split_workspace_with_tiny_dataset(work: &Path) -> std::path::PathBuf {
+    let workspace = workspace_with_tiny_dataset(work);
+    let split = mednist_in(&workspace, &["split"]);
+    assert!(split.status.success(), "{}", String::from_utf8_lossy(&split.stderr));
+    workspace
+}
+
 /// The terminal is back to normal: main screen, shell prompt, cooked mode, cursor shown.
 fn assert_terminal_restored(tmux: &Tmux) {
     let screen = tmux.wait_for("the shell prompt after quitting", Duration::from_secs(30), |screen| {
@@ -221,8 +235,8 @@ fn the_lesson_end_to_end_in_tmux() {
     tmux.keys(&["e", "BSpace", "2", "0", "Enter", "Enter"]);
     tmux.wait_for_text("epoch 1 · batch", long);
     tmux.keys(&["q"]);
-    tmux.wait_for_text("Quit anyway?", short);
-    tmux.keys(&["y"]);
+    tmux.wait_for_text("Train is training. Quit how?", short);
+    tmux.keys(&["s"]);
     assert_terminal_restored(&tmux);
 
     let state = checkpoint::load(&workspace.join("runs/current")).unwrap().expect("a checkpoint").state;
@@ -286,21 +300,25 @@ fn a_key_typed_while_the_terminal_is_asked_about_graphics_reaches_the_app() {
     assert_terminal_restored(&tmux);
 }
 
-#[test]
-fn a_killed_terminal_stops_the_training_after_its_batch_and_keeps_the_checkpoint() {
-    let work = TempDir::new().unwrap();
-    let workspace = workspace_with_tiny_dataset(work.path());
-    let long = Duration::from_secs(300);
-    let tmux = Tmux::start("hangup");
+/// Opens the app on `workspace` and starts a fit of 20 epochs of a small resnet18 (batches of
+/// 16, 16-pixel images); returns once its second epoch has started.
+fn start_a_long_fit_in_the_app(tmux: &Tmux, workspace: &Path) {
     tmux.type_line(&format!("{} --workdir {} --no-graphics", env!("CARGO_BIN_EXE_mednist"), workspace.display()));
     tmux.wait_for_text("1 Setup      [1]✓", Duration::from_secs(30));
-    // resnet18, batches of 16, 16-pixel images, then a fit of 20 epochs.
     tmux.keys(&["6", "Left", "Down", "Down", "Left", "Left", "Down", "Left", "Left"]);
     tmux.wait_for("the small learner's settings", Duration::from_secs(10), |screen| {
         screen.contains("resnet18") && screen.contains("‹ 16 ›")
     });
     tmux.keys(&["7", "e", "BSpace", "2", "0", "Enter", "Enter"]);
-    tmux.wait_for_text("epoch 1 · batch", long);
+    tmux.wait_for_text("epoch 1 · batch", Duration::from_secs(300));
+}
+
+#[test]
+fn a_killed_terminal_stops_the_training_after_its_batch_and_keeps_the_checkpoint() {
+    let work = TempDir::new().unwrap();
+    let workspace = workspace_with_tiny_dataset(work.path());
+    let tmux = Tmux::start("hangup");
+    start_a_long_fit_in_the_app(&tmux, &workspace);
     let app = tmux.app_pid();
 
     // What a dropped SSH connection does: the terminal and everything in it go away.
@@ -318,6 +336,10 @@ fn a_killed_terminal_stops_the_training_after_its_batch_and_keeps_the_checkpoint
     let log = std::fs::read_to_string(workspace.join("logs/tui.log")).unwrap();
     assert!(!log.contains("panic"), "{log}");
     assert!(log.contains("Train: Cancelled") && log.lines().last().is_some_and(|l| l.ends_with("quit")), "{log}");
+    // The app's fit was a recorded run, which says how it ended.
+    let runs: serde_json::Value = serde_json::from_slice(&mednist_in(&workspace, &["runs", "--json"]).stdout).unwrap();
+    let statuses: Vec<&serde_json::Value> = runs["runs"].as_array().unwrap().iter().map(|run| &run["status"]).collect();
+    assert_eq!(statuses, ["stopped"], "{runs:#}");
 }
 
 #[test]
@@ -347,12 +369,8 @@ fn with_stdin_closed_or_empty_the_app_reads_the_terminal_and_does_not_spin() {
 #[test]
 fn a_detached_training_outlives_the_terminal_that_started_it() {
     let work = TempDir::new().unwrap();
-    let workspace = workspace_with_tiny_dataset(work.path());
-    let mednist = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_mednist")).arg("--workdir").arg(&workspace).args(args).output().unwrap()
-    };
-    let split = mednist(&["split"]);
-    assert!(split.status.success(), "{}", String::from_utf8_lossy(&split.stderr));
+    let workspace = split_workspace_with_tiny_dataset(work.path());
+    let mednist = |args: &[&str]| mednist_in(&workspace, args);
     let tmux = Tmux::start("detach");
     tmux.type_line(&format!(
         "{} --workdir {} train --detach --name survivor --arch resnet18 --size 16 --bs 16 --device cpu --epochs 3",
@@ -368,4 +386,94 @@ fn a_detached_training_outlives_the_terminal_that_started_it() {
     assert!(followed.status.success() && stderr.contains("run survivor finished"), "{stderr}");
     let rows = stdout.lines().filter(|line| line.trim_start().starts_with(|c: char| c.is_ascii_digit())).count();
     assert_eq!(rows, 3, "{stdout}");
+}
+
+/// The highest epoch number in the training table on `screen`, if it shows a row.
+fn last_epoch_shown(screen: &str) -> Option<usize> {
+    screen
+        .lines()
+        .filter_map(|line| line.split('│').nth(1))
+        .filter_map(|cell| {
+            let fields: Vec<&str> = cell.split_whitespace().collect();
+            let numbers = fields.len() == 5 && fields[1..4].iter().all(|field| field.parse::<f64>().is_ok());
+            numbers.then(|| fields[0].parse::<usize>().ok()).flatten()
+        })
+        .max()
+}
+
+#[test]
+fn the_app_shows_a_detached_training_live_and_esc_stops_it() {
+    let work = TempDir::new().unwrap();
+    let workspace = split_workspace_with_tiny_dataset(work.path());
+    let mednist = |args: &[&str]| mednist_in(&workspace, args);
+    let tiny = ["--arch", "resnet18", "--size", "16", "--bs", "16", "--device", "cpu", "--epochs", "200"];
+    let started = mednist(&[&["--json", "train", "--detach", "--name", "night"], &tiny[..]].concat());
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let pid = serde_json::from_slice::<serde_json::Value>(&started.stdout).unwrap()["pid"].as_u64().unwrap();
+    let long = Duration::from_secs(300);
+
+    let tmux = Tmux::start("attach");
+    tmux.type_line(&format!("{} --workdir {} --no-graphics", env!("CARGO_BIN_EXE_mednist"), workspace.display()));
+    tmux.wait_for_text("1 Setup      [1]✓", Duration::from_secs(30));
+    tmux.keys(&["7"]);
+    let first = tmux.wait_for("a row of the detached run", long, |screen| last_epoch_shown(screen).is_some());
+    assert!(first.contains(&format!("attached to run night, pid {pid}, detached")), "{first}");
+    let epoch = last_epoch_shown(&first).unwrap();
+    // Rows keep coming as the other process trains, with its batch progress.
+    tmux.wait_for("a later row", long, |screen| last_epoch_shown(screen).is_some_and(|last| last > epoch));
+    tmux.wait_for_text(" · batch ", long);
+
+    tmux.keys(&["Escape"]);
+    let stopped = tmux.wait_for_text("detached · stopped", long);
+    assert!(stopped.contains(" stopped│"), "the cell says so too:\n{stopped}");
+    let runs = mednist(&["runs", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    let night = runs["runs"].as_array().unwrap().iter().find(|run| run["name"] == "night").expect("run night");
+    assert_eq!(night["status"], "stopped", "{night:#}");
+    let state = checkpoint::load(&workspace.join("runs/night")).unwrap().expect("a checkpoint").state;
+    assert!(state.epochs_done > epoch && state.epochs_done < 200, "{state:?}");
+    assert!(has_ended(pid as u32), "the detached training (pid {pid}) has ended");
+    tmux.keys(&["q"]);
+    assert_terminal_restored(&tmux);
+}
+
+#[test]
+fn quitting_with_d_continues_the_app_s_training_in_the_background() {
+    let work = TempDir::new().unwrap();
+    let workspace = workspace_with_tiny_dataset(work.path());
+    let long = Duration::from_secs(300);
+    let tmux = Tmux::start("quit-detach");
+    start_a_long_fit_in_the_app(&tmux, &workspace);
+    tmux.keys(&["q"]);
+    tmux.wait_for_text("Train is training. Quit how?", Duration::from_secs(10));
+    tmux.keys(&["d"]);
+    // Lines joined with spaces: tmux wraps the long first line of the message.
+    let said = tmux.wait_for_text("follow it with: mednist logs -f", long).replace('\n', " ");
+    assert!(said.contains("continues in the background (pid") && said.contains("the epoch that was in progress"));
+    let pid: u32 = said.split("(pid ").nth(1).and_then(|rest| rest.split(')').next()).unwrap().parse().unwrap();
+    let run = said.split("mednist logs -f ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    assert_terminal_restored(&tmux);
+
+    // The background run continues the app's run and its cycle, with the app's batch size.
+    let runs: serde_json::Value = serde_json::from_slice(&mednist_in(&workspace, &["runs", "--json"]).stdout).unwrap();
+    let record = runs["runs"].as_array().unwrap().iter().find(|r| r["name"] == run.as_str()).expect("the run");
+    assert_eq!((&record["status"], record["pid"].as_u64()), (&"running".into(), Some(u64::from(pid))), "{record:#}");
+    let events = std::fs::read_to_string(workspace.join("runs").join(&run).join("events.jsonl")).unwrap();
+    let starts: Vec<serde_json::Value> = events
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|event| event["event"] == "train_started")
+        .collect();
+    assert_eq!(starts.len(), 2, "the app's fit, then the background one: {starts:?}");
+    let resumed = &starts[1];
+    assert_eq!((resumed["cycle_epochs"].as_u64(), resumed["batches_per_epoch"].as_u64()), (Some(20), Some(4)));
+    let done = resumed["cycle_epochs_done"].as_u64().unwrap();
+    assert!(done >= 1 && resumed["first_epoch"].as_u64() == Some(done), "{resumed}");
+
+    mednist::runs::interrupt(pid).unwrap();
+    let asked = Instant::now();
+    while !has_ended(pid) {
+        assert!(asked.elapsed() < long, "the background run (pid {pid}) did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

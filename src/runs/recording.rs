@@ -143,8 +143,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runs = Runs::open(&Workspace::at(dir.path()), &|_| {}).unwrap();
         let name = runs.new_current(Some("first"), None).unwrap();
-        let recording = Recording::begin(&runs, runs.lock_for_training(&|_| {}).unwrap(), &name, serde_json::json!({}))
-            .unwrap();
+        let recording =
+            Recording::begin(&runs, runs.lock_for_training(&|_| {}).unwrap(), &name, serde_json::json!({})).unwrap();
         let owner = runs.lock_owner().unwrap();
         assert_eq!((owner.pid, owner.run.as_str()), (std::process::id(), "first"));
         assert_eq!(runs.record("first").unwrap().status, RunStatus::Running);
@@ -160,7 +160,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runs = Runs::open(&Workspace::at(dir.path()), &|_| {}).unwrap();
         let name = runs.new_current(None, None).unwrap();
-        drop(Recording::begin(&runs, runs.lock_for_training(&|_| {}).unwrap(), &name, serde_json::Value::Null).unwrap());
+        drop(
+            Recording::begin(&runs, runs.lock_for_training(&|_| {}).unwrap(), &name, serde_json::Value::Null).unwrap(),
+        );
         let record = runs.record(&name).unwrap();
         assert_eq!(record.status, RunStatus::Failed);
         assert!(record.message.unwrap().contains("without saying how"));

@@ -27,6 +27,8 @@ pub enum Command {
     // The quit dialog.
     Yes,
     No,
+    /// Continue the training in the background, and quit.
+    Detach,
     // The panes' own.
     NewSample,
     ToggleFrozen,
@@ -106,6 +108,23 @@ pub const EDITING: &[Key] = &[
 pub const CONFIRM_QUIT: &[Key] = &[
     Key::new(Command::Yes, &[Char('y'), Char('Y')], "y", "stop and quit"),
     Key::new(Command::No, &[Char('n'), Char('N'), Char('q'), Esc], "n", "keep going"),
+];
+
+/// The question asked before quitting while the app trains.
+pub const QUIT_TRAINING: &[Key] = &[
+    Key::new(
+        Command::Yes,
+        &[Char('s'), Char('S')],
+        "s",
+        "stop after this batch and quit (the last epoch's checkpoint is kept)",
+    ),
+    Key::new(
+        Command::Detach,
+        &[Char('d'), Char('D')],
+        "d",
+        "keep training in the background (mednist logs -f follows it)",
+    ),
+    Key::new(Command::No, &[Char('n'), Char('N'), Char('q'), Esc], "Esc", "keep training here"),
 ];
 
 pub const PREVIEW: &[Key] =

@@ -9,6 +9,8 @@
 //! waits for it.
 
 pub mod app;
+pub mod attach;
+pub mod background;
 pub mod errors;
 pub mod form;
 pub mod graphics;
@@ -34,7 +36,7 @@ use ratatui::layout::{Position, Rect};
 use ratatui_image::picker::Picker;
 use tokio::sync::mpsc;
 
-use self::app::{Action, App};
+use self::app::{Action, AfterExit, App};
 use self::graphics::GraphicsQuery;
 use self::input::Input;
 use self::jobs::{JobMessage, Jobs};
@@ -42,6 +44,7 @@ use self::log::LogFile;
 use self::panes::PaneId;
 use self::widgets::Encoded;
 use crate::render::theme::Theme;
+use crate::runs::Runs;
 use crate::workspace::Workspace;
 
 /// Shortest time between two frames (~30 fps).
@@ -68,10 +71,13 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<()> {
     let log = Arc::new(LogFile::open(&workspace.logs_dir())?);
     install_panic_hook(log.clone());
 
+    let runs = Runs::open(workspace, &|event| log.line(format_args!("runs: {event:?}")))?;
+
     let mut terminal = TerminalSession::enter()?;
     let (input_sender, input) = mpsc::unbounded_channel();
     input::spawn_reader(input_sender).context("cannot read the terminal")?;
     let (sender, receiver) = mpsc::unbounded_channel();
+    let others = OtherRuns { runs, messages: sender.clone() };
     let mut jobs = Jobs::start(workspace.clone(), sender, log.clone())?;
     let mut app = App::new(theme, Picker::halfblocks());
     let (encoded_sender, encoded) = mpsc::unbounded_channel();
@@ -79,6 +85,7 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<()> {
     if let Some(Action::Run(request)) = app.run_step(PaneId::Setup) {
         jobs.submit(request);
     }
+    others.attach_if_any(&mut app, &log);
     draw(&mut terminal.terminal, &mut app)?;
     log.line(format_args!("first frame after {} ms", started.elapsed().as_millis()));
     // After the first frame, on the alternate screen: the replies arrive with the keys.
@@ -87,13 +94,46 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<()> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the event loop")?;
     let channels = Channels { input, messages: receiver, encoded };
-    let result = runtime.block_on(event_loop(&mut terminal.terminal, app, jobs, channels, query, &log));
+    let result = runtime.block_on(event_loop(&mut terminal.terminal, app, jobs, channels, &others, query, &log));
     drop(terminal);
+    let result = result.and_then(|after| match after {
+        AfterExit::Nothing => Ok(()),
+        AfterExit::ContinueInBackground(continuation) => {
+            let said = background::continue_in_background(workspace, &continuation)?;
+            log.line(format_args!("{said}"));
+            println!("{said}");
+            Ok(())
+        }
+        AfterExit::NothingToContinue => {
+            println!("the training ended before it could continue in the background: nothing left to continue");
+            Ok(())
+        }
+    });
     if let Err(error) = &result {
         log.line(format_args!("error: {}", errors::describe(error)));
     }
     log.line("quit");
     result
+}
+
+/// Other processes' trainings in the workspace, shown in the Train pane when there is one.
+struct OtherRuns {
+    runs: Runs,
+    /// The kernel's channel, which the followed events take too.
+    messages: mpsc::UnboundedSender<JobMessage>,
+}
+
+impl OtherRuns {
+    /// Shows the run another process trains, if any; whether there was one.
+    fn attach_if_any(&self, app: &mut App, log: &LogFile) -> bool {
+        let Some(run) = attach::find(&self.runs) else { return false };
+        log.line(format_args!("attaching to {}", run.describe()));
+        app.attach(run.clone());
+        if let Err(error) = attach::follow(self.runs.clone(), run.clone(), self.messages.clone()) {
+            app.say(format!("cannot follow {}: {error}", run.describe()));
+        }
+        true
+    }
 }
 
 /// `NO_COLOR` set to anything but the empty string (<https://no-color.org>).
@@ -124,9 +164,10 @@ async fn event_loop(
     mut app: App,
     mut jobs: Jobs,
     mut channels: Channels,
+    others: &OtherRuns,
     mut query: Option<GraphicsQuery>,
     log: &LogFile,
-) -> Result<()> {
+) -> Result<AfterExit> {
     let mut signals = Signals::new()?;
     let mut dirty = true;
     let mut last_draw = Instant::now();
@@ -143,12 +184,26 @@ async fn event_loop(
             input = channels.input.recv(), if !terminal_gone => match input {
                 Some(Input::Key(key)) => {
                     match app.handle_key(key) {
+                        // Another process's training holds the workspace: it is shown instead.
+                        Some(Action::Run(request))
+                            if request.pane() == PaneId::Train && others.attach_if_any(&mut app, log) => {}
                         Some(Action::Run(request)) => jobs.submit(request),
                         Some(Action::Cancel) => jobs.cancel(),
-                        Some(Action::Quit) => {
-                            jobs.cancel();
-                            return Ok(());
+                        Some(Action::LookForOtherRun) => {
+                            others.attach_if_any(&mut app, log);
                         }
+                        Some(Action::StopOtherRun(pid)) => {
+                            log.line(format_args!("asking pid {pid} to stop (SIGINT)"));
+                            if let Err(error) = crate::runs::interrupt(pid) {
+                                app.say(format!("cannot ask pid {pid} to stop: {error}"));
+                            }
+                        }
+                        // A second Ctrl-C, or nothing to wait for: leave now.
+                        Some(Action::Quit) if app.running().is_none() || give_up_at.is_some() => {
+                            jobs.cancel();
+                            return Ok(AfterExit::Nothing);
+                        }
+                        Some(Action::Quit) => shut_down(&mut app, &jobs, log, "Ctrl-C", &mut give_up_at),
                         None => {}
                     }
                     dirty = true;
@@ -189,7 +244,7 @@ async fn event_loop(
                     shut_down(&mut app, &jobs, log, "the terminal hung up", &mut give_up_at);
                 }
                 Signal::Terminate => {
-                    shut_down(&mut app, &jobs, log, "asked to end (SIGTERM)", &mut give_up_at);
+                    shut_down(&mut app, &jobs, log, "asked to end (SIGTERM or SIGINT)", &mut give_up_at);
                     dirty = true;
                 }
             },
@@ -212,7 +267,7 @@ async fn event_loop(
             }
             _ = sleep_until(give_up_at), if give_up_at.is_some() => {
                 log.line("the running step did not stop in time; leaving it");
-                return Ok(());
+                return Ok(AfterExit::Nothing);
             }
             _ = sleep_until(next_frame), if next_frame.is_some() => {
                 if let Err(error) = draw(terminal, &mut app) {
@@ -224,7 +279,7 @@ async fn event_loop(
             }
         }
         if app.should_exit() {
-            return Ok(());
+            return Ok(app.after_exit());
         }
     }
 }
@@ -234,7 +289,7 @@ enum Signal {
     Resize,
     /// SIGHUP: the terminal went away (a dropped SSH connection, a killed tmux session).
     HangUp,
-    /// SIGTERM: asked to end.
+    /// SIGTERM, or SIGINT from outside (raw mode makes Ctrl-C a key): asked to end.
     Terminate,
 }
 
@@ -242,6 +297,7 @@ struct Signals {
     resize: tokio::signal::unix::Signal,
     hang_up: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -252,6 +308,7 @@ impl Signals {
             resize: listen(SignalKind::window_change())?,
             hang_up: listen(SignalKind::hangup())?,
             terminate: listen(SignalKind::terminate())?,
+            interrupt: listen(SignalKind::interrupt())?,
         })
     }
 
@@ -260,6 +317,7 @@ impl Signals {
             _ = self.resize.recv() => Signal::Resize,
             _ = self.hang_up.recv() => Signal::HangUp,
             _ = self.terminate.recv() => Signal::Terminate,
+            _ = self.interrupt.recv() => Signal::Terminate,
         }
     }
 }

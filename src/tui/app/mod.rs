@@ -10,8 +10,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 use ratatui_image::picker::Picker;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::attach::OtherRun;
 use super::form::Form;
-use super::jobs::{JobMessage, JobRequest, Output};
+use super::jobs::{Continuation, JobMessage, JobRequest, Output};
 use super::keys::{self, Command, Key};
 use super::panes::classes::ClassesPane;
 use super::panes::fetch::FetchPane;
@@ -42,6 +43,20 @@ pub enum Action {
     Cancel,
     /// Leave now; the loop stops any running step.
     Quit,
+    /// See whether another process trains in the workspace, to show it ([`App::attach`]).
+    LookForOtherRun,
+    /// Ask the training of process `pid` to stop after its current batch (SIGINT, as Ctrl-C).
+    StopOtherRun(u32),
+}
+
+/// What to do once the app has closed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AfterExit {
+    Nothing,
+    /// Continue the stopped fit in a detached `mednist train`.
+    ContinueInBackground(Continuation),
+    /// The background was asked for, but the fit ended (finished or failed) instead of stopping.
+    NothingToContinue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +137,12 @@ pub struct App {
     overlay: Option<Overlay>,
     /// Waiting for the running step to stop before leaving.
     quitting: bool,
+    /// Leaving by continuing the training in the background (the quit prompt's `d`).
+    detach_on_exit: bool,
+    /// The training another process runs, shown in the Train pane.
+    attached: Option<OtherRun>,
+    /// Esc has asked the attached training to stop.
+    stop_asked: bool,
     /// A one-off message in the footer, until the next key.
     notice: Option<String>,
     /// The screen must be cleared before the next draw: images drawn by a graphics protocol
@@ -144,6 +165,9 @@ impl App {
             executions: 0,
             overlay: None,
             quitting: false,
+            detach_on_exit: false,
+            attached: None,
+            stop_asked: false,
             notice: None,
             needs_clear: false,
             lesson_shown: true,
@@ -193,6 +217,44 @@ impl App {
         self.notice.as_deref()
     }
 
+    pub fn attached(&self) -> Option<&OtherRun> {
+        self.attached.as_ref()
+    }
+
+    /// A message in the footer, until the next key.
+    pub fn say(&mut self, notice: String) {
+        self.notice = Some(notice);
+    }
+
+    /// Shows `run`, which another process trains, in the Train pane; its events then come as
+    /// the pane's and a `Finished` ends it. Called before anything runs, on
+    /// [`Action::LookForOtherRun`], or in place of a Train step just asked for (which then
+    /// does not start: the run holds the workspace).
+    pub fn attach(&mut self, run: OtherRun) {
+        if self.running == Some(PaneId::Train) {
+            self.running = None;
+            self.notice = Some(format!("{} is training in this workspace: showing it", run.describe()));
+        } else {
+            self.executions += 1;
+        }
+        self.panes.train.cell_mut().start(self.executions);
+        self.panes.train.attach(run.clone());
+        self.attached = Some(run);
+        self.stop_asked = false;
+        self.needs_clear = true;
+    }
+
+    /// What the user asked to happen once the app has closed.
+    pub fn after_exit(&self) -> AfterExit {
+        if !self.detach_on_exit {
+            return AfterExit::Nothing;
+        }
+        match self.panes.train.continuation() {
+            Some(continuation) => AfterExit::ContinueInBackground(continuation.clone()),
+            None => AfterExit::NothingToContinue,
+        }
+    }
+
     /// Whether the app is done: asked to quit and nothing runs any more.
     pub fn should_exit(&self) -> bool {
         self.quitting && self.running.is_none()
@@ -233,19 +295,19 @@ impl App {
                 return None;
             }
             Some(Overlay::ConfirmQuit) => {
-                match command(&[keys::CONFIRM_QUIT]) {
-                    Some(Command::Yes) => {
-                        self.overlay = None;
-                        if self.running.is_none() {
-                            return Some(Action::Quit);
-                        }
-                        self.quitting = true;
-                        return Some(Action::Cancel);
-                    }
-                    Some(Command::No) => self.overlay = None,
-                    _ => {}
+                let choice = command(&[self.quit_keys()]);
+                if matches!(choice, Some(Command::Yes | Command::Detach | Command::No)) {
+                    self.overlay = None;
                 }
-                return None;
+                if !matches!(choice, Some(Command::Yes | Command::Detach)) {
+                    return None;
+                }
+                if self.running.is_none() {
+                    return Some(Action::Quit);
+                }
+                self.quitting = true;
+                self.detach_on_exit = choice == Some(Command::Detach);
+                return Some(Action::Cancel);
             }
             None => {}
         }
@@ -268,12 +330,25 @@ impl App {
                     self.active = id;
                     self.needs_clear = true;
                 }
+                if id == PaneId::Train && self.attached.is_none() && self.running != Some(PaneId::Train) {
+                    return Some(Action::LookForOtherRun);
+                }
             }
             Command::Run => return self.run_step(self.active),
             Command::Stop => {
-                let running = self.running?;
-                self.notice = Some(format!("stopping {}…", running.title()));
-                return Some(Action::Cancel);
+                if let Some(running) = self.running {
+                    self.notice = Some(format!("stopping {}…", running.title()));
+                    return Some(Action::Cancel);
+                }
+                let run = self.attached.as_ref()?;
+                if self.stop_asked {
+                    self.notice =
+                        Some(format!("{} was asked to stop: it ends after its current batch", run.describe()));
+                    return None;
+                }
+                self.stop_asked = true;
+                self.notice = Some(format!("asking {} to stop after its current batch…", run.describe()));
+                return Some(Action::StopOtherRun(run.pid));
             }
             Command::Lesson if self.note_fits => {
                 self.lesson_shown = !self.lesson_shown;
@@ -300,6 +375,11 @@ impl App {
         None
     }
 
+    /// The quit prompt's answers: while the app trains, stop or continue in the background.
+    fn quit_keys(&self) -> &'static [Key] {
+        if self.running == Some(PaneId::Train) { keys::QUIT_TRAINING } else { keys::CONFIRM_QUIT }
+    }
+
     /// The LR find pane's suggestion becomes the Train pane's max_lr.
     fn use_suggested_lr(&mut self) {
         let Some(lr) = self.panes.lr_find.suggested_lr() else {
@@ -317,6 +397,13 @@ impl App {
     pub fn run_step(&mut self, id: PaneId) -> Option<Action> {
         if let Some(running) = self.running {
             self.notice = Some(format!("{} is running: wait for it, or press Esc to stop it", running.title()));
+            return None;
+        }
+        if let (PaneId::Train, Some(run)) = (id, &self.attached) {
+            self.notice = Some(format!(
+                "{} is training in this workspace: wait for it, or press Esc to stop it after its current batch",
+                run.describe()
+            ));
             return None;
         }
         let request = match self.panes.request(id) {
@@ -354,6 +441,9 @@ impl App {
                 self.panes.get_mut(pane).cell_mut().finish(&outcome);
                 if self.running == Some(pane) {
                     self.running = None;
+                } else if pane == PaneId::Train {
+                    // The attached run's follower: the run has ended.
+                    self.attached = None;
                 }
             }
         }

@@ -38,7 +38,10 @@ impl App {
             Some(Overlay::Lesson) => self.render_lesson_overlay(frame, area),
             None if self.quitting => {
                 let running = self.running.map_or("the step", PaneId::title);
-                let text = vec![Line::raw(format!("Stopping {running} after its current batch…"))];
+                let mut text = vec![Line::raw(format!("Stopping {running} after its current batch…"))];
+                if self.detach_on_exit {
+                    text.push(Line::raw("then it continues in the background."));
+                }
                 self.render_popup(frame, area, " Quitting ", text);
             }
             None => {}
@@ -48,8 +51,12 @@ impl App {
     fn render_title(&self, frame: &mut Frame, area: Rect) {
         let theme = &self.theme;
         frame.render_widget(Line::styled(" mednist · the MedNIST lesson", theme.accent()), area);
-        if let Some(running) = self.running {
-            let text = format!("● {} running, Esc stops it ", running.title());
+        let running = match (self.running, &self.attached) {
+            (Some(running), _) => Some(format!("● {} running, Esc stops it ", running.title())),
+            (None, Some(run)) => Some(format!("● run {} training, Esc stops it ", run.name)),
+            (None, None) => None,
+        };
+        if let Some(text) = running {
             frame.render_widget(Line::styled(text, theme.running()).right_aligned(), area);
         }
     }
@@ -203,6 +210,18 @@ impl App {
     }
 
     fn render_confirm_quit(&self, frame: &mut Frame, area: Rect) {
+        if self.running == Some(PaneId::Train) {
+            let mut lines = vec![Line::raw("Train is training. Quit how?"), Line::raw("")];
+            for key in keys::QUIT_TRAINING {
+                lines.push(Line::from(vec![
+                    Span::styled(format!(" {:<3} ", key.label), self.theme.selected()),
+                    Span::raw(format!(" {}", key.help)),
+                ]));
+            }
+            lines.push(Line::raw(""));
+            lines.push(Line::raw("In the background the epoch in progress starts again."));
+            return self.render_popup(frame, area, " Quit? ", lines);
+        }
         let running = self.running.map_or("A step", PaneId::title);
         let mut answers = Vec::new();
         for key in keys::CONFIRM_QUIT {
@@ -211,8 +230,8 @@ impl App {
         }
         let lines = vec![
             Line::raw(format!("{running} is running. Quit anyway?")),
-            Line::raw("It stops after the current batch; the last"),
-            Line::raw("checkpoint is kept."),
+            Line::raw("It stops at its next safe point (a download"),
+            Line::raw("resumes later)."),
             Line::raw(""),
             Line::from(answers),
         ];

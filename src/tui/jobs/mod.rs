@@ -491,7 +491,14 @@ impl Kernel {
 
     /// Trains the open learner (opening one first) as a recorded run, as `mednist train` does:
     /// the workspace lock held, `run.json` and `events.jsonl` written.
-    fn train(&mut self, open: &OpenOptions, epochs: usize, max_lr: MaxLr, emit: &dyn Emit, cancel: &CancelToken) -> Result<()> {
+    fn train(
+        &mut self,
+        open: &OpenOptions,
+        epochs: usize,
+        max_lr: MaxLr,
+        emit: &dyn Emit,
+        cancel: &CancelToken,
+    ) -> Result<()> {
         let runs = Runs::open(&self.workspace, emit)?;
         // Before the learner opens, so that no other process starts training meanwhile.
         let lock = runs.lock_for_training(emit).map_err(|error| match error.downcast::<RunsError>() {

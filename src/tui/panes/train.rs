@@ -1,6 +1,7 @@
 //! 7 Train: `fit_one_cycle` with epochs and max_lr editable. The lesson's table grows a row
 //! per epoch, the chart shows the training loss per batch and the validation loss per epoch.
-//! Running it again continues the same learner; Esc stops after the current batch.
+//! Running it again continues the same learner; Esc stops after the current batch. A training
+//! another process runs in the workspace (a detached one) is shown here the same way.
 
 use indicatif::HumanCount;
 use ratatui::Frame;
@@ -15,9 +16,10 @@ use crate::learn::open::OpenOptions;
 use crate::learn::schedule::MaxLr;
 use crate::render::epochs::{format_duration, format_row, header};
 use crate::render::theme::Theme;
+use crate::tui::attach::OtherRun;
 use crate::tui::form::{Field, Form, Step};
-use crate::tui::jobs::{JobRequest, Output};
-use crate::tui::widgets::ImageMaker;
+use crate::tui::jobs::{Continuation, JobRequest, Output};
+use crate::tui::widgets::{ImageMaker, truncate};
 
 const EPOCHS: usize = 0;
 const MAX_LR: usize = 1;
@@ -36,6 +38,10 @@ pub struct TrainPane {
     /// (epoch + fraction of it done, smoothed training loss) per batch.
     batch_losses: Vec<(f64, f64)>,
     last_batch: Option<BatchEnd>,
+    /// The other process's run shown, when it is one.
+    attached: Option<OtherRun>,
+    /// How to continue the last fit elsewhere, when it stopped before its cycle ended.
+    continuation: Option<Continuation>,
 }
 
 impl Default for TrainPane {
@@ -50,6 +56,8 @@ impl Default for TrainPane {
             rows: Vec::new(),
             batch_losses: Vec::new(),
             last_batch: None,
+            attached: None,
+            continuation: None,
         }
     }
 }
@@ -82,6 +90,19 @@ impl TrainPane {
 
     pub fn max_lr(&self) -> &str {
         self.form.text(MAX_LR)
+    }
+
+    /// Shows `run`, trained by another process, from its first event on.
+    pub fn attach(&mut self, run: OtherRun) {
+        self.start = None;
+        self.rows.clear();
+        self.batch_losses.clear();
+        self.last_batch = None;
+        self.attached = Some(run);
+    }
+
+    pub fn continuation(&self) -> Option<&Continuation> {
+        self.continuation.as_ref()
     }
 
     pub fn rows(&self) -> &[EpochRow] {
@@ -200,6 +221,7 @@ impl Pane for TrainPane {
             Event::TrainStarted(start) => {
                 self.start = Some(start.clone());
                 self.last_batch = None;
+                self.continuation = None;
             }
             Event::Batch(batch) => {
                 let x = batch.epoch as f64 + batch.batch as f64 / batch.batches.max(1) as f64;
@@ -213,15 +235,39 @@ impl Pane for TrainPane {
     }
 
     fn on_output(&mut self, output: Output, _images: &ImageMaker) {
-        if let Output::TrainHistory(rows) = output {
-            // Batches after the last finished epoch (an interrupted one) are trained again.
-            let finished = rows.len() as f64;
-            self.batch_losses.retain(|(x, _)| *x <= finished);
-            self.rows = rows;
+        match output {
+            // The saved learner's history (read as the app opens) is not the attached run's.
+            Output::TrainHistory(_) if self.attached.is_some() && self.cell.status == Status::Running => {}
+            // The app's own fit: no longer showing another process's.
+            Output::TrainHistory(rows) => {
+                self.attached = None;
+                // Batches after the last finished epoch (an interrupted one) are trained again.
+                let finished = rows.len() as f64;
+                self.batch_losses.retain(|(x, _)| *x <= finished);
+                self.rows = rows;
+            }
+            Output::Continuable(continuation) => self.continuation = Some(continuation),
+            _ => {}
         }
     }
 
     fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let area = match &self.attached {
+            Some(run) => {
+                let [caption, rest] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+                let state = match self.cell.status {
+                    Status::Running => "Esc stops it after its current batch",
+                    Status::Cancelled => "stopped",
+                    Status::Done => "finished",
+                    Status::Failed(_) => "failed",
+                    Status::NotRun => "",
+                };
+                let text = format!("attached to {} · {state}", run.describe());
+                frame.render_widget(Line::styled(truncate(&text, caption.width as usize), theme.accent()), caption);
+                rest
+            }
+            None => area,
+        };
         let Some(summary) = self.summary() else { return };
         let training = self.cell.status == Status::Running && self.cell.stage.is_none() && self.last_batch.is_some();
         let summary_height = if summary.chars().count() > area.width as usize { 2 } else { 1 };
