@@ -230,3 +230,73 @@ fn a_dicom_tree_trains_and_predicts_and_no_patient_data_reaches_any_output() {
         }
     }
 }
+
+/// Copies `from` into `to`, folders and files.
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from).into_iter().map(Result::unwrap) {
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            fs::create_dir_all(&target).unwrap();
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn folders_named_after_the_patient_are_shown_masked_in_skipped_files_and_top_losses() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("export");
+    copy_tree(&files().tree(), &data);
+    // Patient 1's folders as some PACS name them: after the patient's name and ID.
+    let named = "Quixotic_Zelda_ZQX-4417-B";
+    for class in ["Horizontal", "Vertical"] {
+        fs::rename(data.join(class).join("PAT1"), data.join(class).join(named)).unwrap();
+    }
+    let series = data.join("Horizontal").join(named).join("ST1/SE1");
+    // A file with no readable header beside the readable ones, and a DICOM file cut short
+    // (its header still names the patient).
+    fs::write(series.join("notes.txt"), "not an image").unwrap();
+    let first = fs::read_dir(&series).unwrap().map(|e| e.unwrap().path()).find(|p| p.ends_with("IM0000")).unwrap();
+    let whole = fs::read(&first).unwrap();
+    fs::write(series.join("ZQX-4417-B_cut.dcm"), &whole[..whole.len() - 100]).unwrap();
+
+    let w = scratch.path().join("workspace");
+    let mut transcript = String::new();
+    run(&w, &["fetch", "--source", data.to_str().unwrap()], true, &mut transcript);
+    let report = run(&w, &["--json", "classes"], true, &mut transcript);
+    let skipped: Vec<&str> =
+        report["unreadable"].as_array().unwrap().iter().map(|u| u["path"].as_str().unwrap()).collect();
+    let masked = "Horizontal/[patient]_[patient]_[patient]/ST1/SE1";
+    assert!(skipped.contains(&format!("{masked}/notes.txt").as_str()), "{skipped:?}");
+    assert!(skipped.contains(&format!("{masked}/[patient]_cut.dcm").as_str()), "{skipped:?}");
+    run(&w, &["classes"], true, &mut transcript);
+
+    run(&w, &["split", "--group", "none"], true, &mut transcript);
+    let args = ["train", "--arch", "resnet18", "--size", "16", "--bs", "8", "--epochs", "1", "--device", "cpu"];
+    run(&w, &args, true, &mut transcript);
+    let interpretation =
+        run(&w, &["--json", "interpret", "--no-images", "--device", "cpu", "--top", "60"], true, &mut transcript);
+    let tops: Vec<&str> =
+        interpretation["top_losses"].as_array().unwrap().iter().map(|t| t["path"].as_str().unwrap()).collect();
+    assert!(tops.iter().any(|path| path.contains("/[patient]_[patient]_[patient]/")), "{tops:?}");
+    run(&w, &["interpret", "--no-images", "--device", "cpu", "--top", "60"], true, &mut transcript);
+
+    // What was printed, logged and recorded of the runs names no patient (the dataset and the
+    // split's index of it hold the file names as they are).
+    let mut written = vec![("transcript".to_string(), transcript.into_bytes())];
+    for entry in walkdir::WalkDir::new(&w).into_iter().map(Result::unwrap) {
+        let index = entry.path().starts_with(w.join("dataset")) || entry.path() == w.join("split.json");
+        let text = entry.path().extension().is_some_and(|e| e == "json" || e == "jsonl" || e == "log");
+        if entry.file_type().is_file() && text && !index {
+            written.push((entry.path().display().to_string(), fs::read(entry.path()).unwrap()));
+        }
+    }
+    assert!(written.iter().any(|(name, _)| name.ends_with("events.jsonl")), "{:?}", written.len());
+    for (name, bytes) in &written {
+        let text = String::from_utf8_lossy(bytes).to_lowercase();
+        for secret in files().expected.patients.all() {
+            assert!(!text.contains(&secret.to_lowercase()), "{name} holds {secret:?}");
+        }
+    }
+}

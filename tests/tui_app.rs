@@ -416,7 +416,7 @@ fn interpret_info() -> InterpretInfo {
     let (predictions, items, classes) = interpret_predictions();
     let reliability = Reliability::new(&predictions);
     let evaluation = Evaluation {
-        interpretation: Interpretation::new(&classes, &predictions, &items, 6),
+        interpretation: Interpretation::new(&classes, &predictions, &items, 6, |item| item.path.clone()),
         metrics: ClinicalMetrics::new(&classes, &predictions, Bootstrap { resamples: 200, seed: 3 }),
         calibration: Calibration {
             temperature: None,

@@ -98,7 +98,7 @@ fn write_cams(folder: &Path, evaluation: &Evaluation, data: &TrainData) -> Resul
     let tops = evaluation.interpretation.top_losses.iter().zip(&evaluation.top_loss_cams);
     tops.enumerate()
         .map(|(rank, (top, heatmap))| {
-            let gray = decode_gray(&data.dataset.join(&top.path), frame_of(top), heatmap.side, &data.window)?;
+            let gray = decode_gray(&data.dataset.join(&top.file), frame_of(top), heatmap.side, &data.window)?;
             heatmap::write_png(folder, rank + 1, Path::new(&top.image()), &top.predicted, &gray, heatmap)
         })
         .collect()
@@ -149,7 +149,7 @@ pub fn render(interpretation: &Interpretation) -> String {
             t.actual.clone(),
             format!("{:.4}", t.loss),
             format!("{:.4}", t.probability_actual),
-            t.path.display().to_string(),
+            t.path.clone(),
         ]);
     }
     out += &format!("top losses\n{}", top.render());
@@ -276,7 +276,7 @@ fn frame_of(top: &TopLoss) -> u32 {
 
 /// One top loss, DICOM and 16-bit images in the learner's window as it saw them.
 fn draw_one(top: &TopLoss, cam: Option<&Heatmap>, data: &TrainData) {
-    let path = data.dataset.join(&top.path);
+    let path = data.dataset.join(&top.file);
     let picture = match cam {
         Some(heatmap) => decode_gray(&path, frame_of(top), heatmap.side, &data.window)
             .map(|gray| heatmap::side_by_side(&gray, heatmap)),
@@ -285,7 +285,7 @@ fn draw_one(top: &TopLoss, cam: Option<&Heatmap>, data: &TrainData) {
             .map_err(anyhow::Error::from),
     };
     match picture {
-        Ok(picture) => heatmap::print(&picture, if cam.is_some() { 50 } else { 24 }, &path),
-        Err(error) => eprintln!("cannot draw {}: {error:#}", path.display()),
+        Ok(picture) => heatmap::print(&picture, if cam.is_some() { 50 } else { 24 }, Path::new(&top.path)),
+        Err(error) => eprintln!("cannot draw {}: {error:#}", top.path),
     }
 }

@@ -9,6 +9,7 @@ pub mod dicom;
 pub mod download;
 pub mod embedded;
 pub mod fetch;
+pub mod identifiers;
 pub mod on_device;
 pub mod report;
 pub mod scan;

@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 use walkdir::WalkDir;
 
 use super::decode::{self, Unreadable};
-use super::dicom::{DicomFacts, GroupKey};
+use super::dicom::{self, DicomFacts, GroupKey};
+use super::identifiers::PathMask;
 use super::settings::{DatasetSettings, Frames};
 use super::window::WindowSource;
 use crate::event::{Emit, Event, Stage};
@@ -384,6 +385,7 @@ pub fn scan(root: &Path, settings: &DatasetSettings, emit: &dyn Emit, cancel: &C
     let mut unusable = listing.unusable;
     let mut readable = Vec::new();
     let (mut patients, mut studies) = (GroupNumbers::default(), GroupNumbers::default());
+    let mut mask = PathMask::default();
     for (candidate, outcome) in listing.candidates.into_iter().zip(outcomes) {
         let info = match outcome {
             Ok(info) => info,
@@ -405,6 +407,7 @@ pub fn scan(root: &Path, settings: &DatasetSettings, emit: &dyn Emit, cancel: &C
         let (patient_group, study_group) = match &info.dicom {
             Some(facts) => {
                 summary.dicom.add(facts, images);
+                mask.show_read(&candidate.path, &facts.patient_text);
                 (patients.number(facts.patient), studies.number(facts.study))
             }
             None => (None, None),
@@ -414,6 +417,10 @@ pub fn scan(root: &Path, settings: &DatasetSettings, emit: &dyn Emit, cancel: &C
                 Item { path: candidate.path.clone(), class: candidate.folder, frame, patient_group, study_group };
             readable.push(item);
         }
+    }
+
+    for file in &mut unusable {
+        file.file.path = shown_unusable(root, &file.file.path, &mut mask);
     }
 
     // Folders without a readable image are left out; the others are renumbered in order.
@@ -448,6 +455,13 @@ pub fn scan(root: &Path, settings: &DatasetSettings, emit: &dyn Emit, cancel: &C
         empty_classes,
         root_files: listing.root_files,
     })
+}
+
+/// The path of a file that could not be used, as shown: masked by its own header where one
+/// can be read (a DICOM file whose pixels could not be decoded), else as its neighbours were.
+fn shown_unusable(root: &Path, path: &str, mask: &mut PathMask) -> String {
+    let patient = fs::read(root.join(path)).map(|bytes| dicom::patient_text(&bytes)).unwrap_or_default();
+    if patient.is_empty() { mask.show_unread(path) } else { mask.show_read(path, &patient) }
 }
 
 /// Why fewer than two classes are usable, naming the folders left out and what their files

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::data::cache::ImageCache;
+use crate::data::dicom;
+use crate::data::identifiers;
 use crate::data::scan::{self, Item};
 use crate::data::settings::DatasetSettings;
 use crate::data::split::{self, Split, SplitOptions};
@@ -30,6 +32,12 @@ pub struct TrainData {
 }
 
 impl TrainData {
+    /// `item`'s path as it may be shown: what its DICOM header says names the patient masked.
+    pub fn shown_path(&self, item: &Item) -> String {
+        let bytes = std::fs::read(self.dataset.join(&item.path)).unwrap_or_default();
+        identifiers::shown_path(&item.path, &dicom::patient_text(&bytes))
+    }
+
     /// Uses the split recorded in the workspace, or makes and records the default one
     /// (valid 0.2, seed 42) as `mednist split` would; renders the images at `image_size`
     /// with `window`.

@@ -114,7 +114,7 @@ pub fn evaluate(
     let top_loss_cams = if options.cam { top_loss_cams(learner, data, &reported, options.top)? } else { Vec::new() };
     let reliability = Reliability::new(&reported);
     Ok(Evaluation {
-        interpretation: Interpretation::new(classes, &reported, &data.items, options.top),
+        interpretation: Interpretation::new(classes, &reported, &data.items, options.top, |item| data.shown_path(item)),
         metrics: ClinicalMetrics::new(classes, &reported, options.bootstrap),
         calibration: Calibration {
             temperature,

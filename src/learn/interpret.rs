@@ -40,8 +40,11 @@ pub struct Confusion {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TopLoss {
-    /// The image, relative to the dataset folder.
-    pub path: PathBuf,
+    /// The image file, relative to the dataset folder, to read it.
+    #[serde(skip)]
+    pub file: PathBuf,
+    /// That path as it may be shown: with what names the patient masked (`identifiers`).
+    pub path: String,
     /// The frame, for an image that is one frame of a multi-frame file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frame: Option<Frame>,
@@ -55,14 +58,20 @@ pub struct TopLoss {
 impl TopLoss {
     /// The image's path, and its frame in a multi-frame file: `CT/a.dcm (frame 3 of 30)`.
     pub fn image(&self) -> String {
-        image_label(self.path.display(), self.frame)
+        image_label(&self.path, self.frame)
     }
 }
 
 impl Interpretation {
     /// Interprets `predictions` of `images` (indexed by the predictions' items), keeping the
-    /// `top` worst.
-    pub fn new(classes: &[String], predictions: &Predictions, images: &[Item], top: usize) -> Self {
+    /// `top` worst, whose paths are shown as `shown` gives them.
+    pub fn new(
+        classes: &[String],
+        predictions: &Predictions,
+        images: &[Item],
+        top: usize,
+        shown: impl Fn(&Item) -> String,
+    ) -> Self {
         let n = classes.len();
         let mut confusion = vec![vec![0usize; n]; n];
         for row in 0..predictions.len() {
@@ -96,7 +105,8 @@ impl Interpretation {
                 let loss = predictions.loss(row);
                 let image = &images[predictions.items[row]];
                 TopLoss {
-                    path: PathBuf::from(&image.path),
+                    file: PathBuf::from(&image.path),
+                    path: shown(image),
                     frame: image.frame,
                     actual: classes[predictions.labels[row]].clone(),
                     predicted: classes[predictions.predicted(row)].clone(),
@@ -167,7 +177,7 @@ mod tests {
             ([0.1, 0.1, 0.8], 2), // HeadCT right
             ([0.1, 0.6, 0.3], 2), // HeadCT taken for CXR
         ]);
-        let interpretation = Interpretation::new(&classes(), &predictions, &paths, 3);
+        let interpretation = Interpretation::new(&classes(), &predictions, &paths, 3, |item| item.path.clone());
         assert_eq!(interpretation.confusion, vec![vec![2, 1, 0], vec![1, 1, 0], vec![0, 1, 1]]);
         assert!((interpretation.error_rate - 3.0 / 7.0).abs() < 1e-12);
         let hand = &interpretation.scores[0];
@@ -192,8 +202,8 @@ mod tests {
             ([0.3, 0.6, 0.1], 0),   // third: 0.3
             ([0.8, 0.1, 0.1], 2),   // second: 0.1
         ]);
-        let top = Interpretation::new(&classes(), &predictions, &paths, 3).top_losses;
-        let names: Vec<_> = top.iter().map(|t| t.path.to_str().unwrap()).collect();
+        let top = Interpretation::new(&classes(), &predictions, &paths, 3, |item| item.path.clone()).top_losses;
+        let names: Vec<_> = top.iter().map(|t| t.path.as_str()).collect();
         assert_eq!(names, ["img1.png", "img3.png", "img2.png"]);
         assert_eq!((top[0].actual.as_str(), top[0].predicted.as_str()), ("Hand", "CXR"));
         assert!((top[0].probability_actual - 0.05).abs() < 1e-6);
@@ -204,7 +214,7 @@ mod tests {
     #[test]
     fn a_class_never_predicted_scores_zero_not_nan() {
         let (predictions, paths) = predictions(&[([0.9, 0.05, 0.05], 0), ([0.9, 0.05, 0.05], 1)]);
-        let interpretation = Interpretation::new(&classes(), &predictions, &paths, 9);
+        let interpretation = Interpretation::new(&classes(), &predictions, &paths, 9, |item| item.path.clone());
         let head_ct = &interpretation.scores[2];
         assert_eq!((head_ct.precision, head_ct.recall, head_ct.f1, head_ct.support), (0.0, 0.0, 0.0, 0));
         assert_eq!(interpretation.top_losses.len(), 2, "fewer images than asked for");

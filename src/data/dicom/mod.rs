@@ -3,8 +3,9 @@
 //! (native, RLE, deflate, JPEG, JPEG 2000), and the intensities mapped by our own pipeline
 //! (`pixels`). Every failure is a [`DicomError`] naming what is wrong; none is fatal.
 //!
-//! Patient Name is never read. Patient ID and Study Instance UID are read only to group images
-//! (a split keeps a patient's images on one side) and are kept as a digest, never as text.
+//! Patient ID and Study Instance UID are read to group images (a split keeps a patient's images
+//! on one side) and are kept as a digest. Patient ID and Patient's Name are also read as
+//! [`PatientText`], only to mask them in the paths shown (`identifiers`); neither is written.
 
 mod layout;
 mod pixels;
@@ -17,13 +18,16 @@ use std::sync::Once;
 use dicom_core::dictionary::{UidDictionary, UidDictionaryEntry};
 use dicom_dictionary_std::{StandardSopClassDictionary, tags, uids};
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+use dicom_object::file::ReadPreamble;
 use dicom_object::meta::FileMetaTableBuilder;
-use dicom_object::{FileDicomObject, InMemDicomObject};
+use dicom_object::{FileDicomObject, InMemDicomObject, OpenFileOptions};
 use dicom_pixeldata::PixelDecoder;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use sha2::{Digest, Sha256};
 
 pub use layout::looks_like_dicom;
+
+use crate::data::identifiers::PatientText;
 use layout::{Dataset, EXPLICIT_VR_LITTLE_ENDIAN};
 pub use pixels::{DicomImage, ImageHeader};
 
@@ -93,6 +97,8 @@ pub struct DicomFacts {
     pub frames: u32,
     pub patient: Option<GroupKey>,
     pub study: Option<GroupKey>,
+    /// What a path shown for this file must not contain.
+    pub patient_text: PatientText,
 }
 
 /// A decoded DICOM image file.
@@ -136,9 +142,32 @@ fn decode_uncontained(bytes: &[u8]) -> Result<DicomFile, DicomError> {
         frames: header.frames,
         patient: pixels::text(&object, tags::PATIENT_ID).map(|id| GroupKey::of("patient", &id)),
         study: pixels::text(&object, tags::STUDY_INSTANCE_UID).map(|uid| GroupKey::of("study", &uid)),
+        patient_text: patient_text_of(&object),
     };
     let image = DicomImage::new(&object, header, decoded.into_data(), rgb)?;
     Ok(DicomFile { facts, image })
+}
+
+/// The patient's ID and name in the DICOM file `bytes`, read from its header alone (the rest
+/// may be cut short or broken); empty when the file is not DICOM or names no patient.
+pub fn patient_text(bytes: &[u8]) -> PatientText {
+    let header = contain_panics(|| {
+        OpenFileOptions::new()
+            .read_preamble(ReadPreamble::Auto)
+            .read_until(tags::PIXEL_DATA)
+            .from_reader(bytes)
+            .map_err(|error| DicomError::Corrupt(error.to_string()))
+    });
+    // A bare data set (no file meta) takes our own walk.
+    let object = header.or_else(|_| contain_panics(|| open(bytes, &layout::walk(bytes)?)));
+    object.map(|object| patient_text_of(&object)).unwrap_or_default()
+}
+
+fn patient_text_of(object: &InMemDicomObject) -> PatientText {
+    PatientText::new(
+        pixels::text(object, tags::PATIENT_ID).as_deref(),
+        pixels::text(object, tags::PATIENT_NAME).as_deref(),
+    )
 }
 
 /// Parses the data set (the layout already walked) and wraps it with a file meta table.

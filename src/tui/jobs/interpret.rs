@@ -61,7 +61,7 @@ pub(super) fn evaluate_validation(
         .top_losses
         .iter()
         .map(|t| {
-            decode_gray(&data.dataset.join(&t.path), t.frame.map_or(0, |f| f.index), side, &data.window)
+            decode_gray(&data.dataset.join(&t.file), t.frame.map_or(0, |f| f.index), side, &data.window)
                 .ok()
                 .and_then(|pixels| gray_image(pixels, side))
         })
