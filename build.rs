@@ -1,7 +1,7 @@
 //! Bakes the LibTorch library folder into the binary's rpath, so `mednist` runs
 //! without LD_LIBRARY_PATH (torch-sys publishes that folder as link metadata), compiles
-//! the LibTorch kernels and settings tch does not bind (src/model/kernels.cpp,
-//! src/learn/cuda.cpp) against the same LibTorch,
+//! the LibTorch kernels, settings and distributed runtime tch does not bind
+//! (src/model/kernels.cpp, src/learn/cuda.cpp, src/dist/c10d.cpp) against the same LibTorch,
 //! and records the burn version for `mednist doctor`.
 use std::path::Path;
 
@@ -27,8 +27,10 @@ fn main() {
 /// wheel and in the standalone archive alike. The C++ ABI flag follows torch-sys's
 /// `LIBTORCH_CXX11_ABI` (default 1, as PyPI's wheels since torch 2.7).
 fn compile_kernels(lib: &Path) {
-    let sources = ["src/model/kernels.cpp", "src/learn/cuda.cpp"];
-    for source in sources {
+    let sources = ["src/model/kernels.cpp", "src/learn/cuda.cpp", "src/dist/c10d.cpp"];
+    // c10d's Gloo header includes Gloo headers the wheel does not ship: declarations stand in.
+    let gloo_declarations = "src/dist/gloo_declarations";
+    for source in sources.iter().chain([&gloo_declarations]) {
         println!("cargo:rerun-if-changed={source}");
     }
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
@@ -41,6 +43,8 @@ fn compile_kernels(lib: &Path) {
         .cpp(true)
         .files(sources)
         .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .include(gloo_declarations)
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod data;
+pub mod dist;
 pub mod event;
 pub mod job;
 pub mod learn;

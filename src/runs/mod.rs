@@ -18,7 +18,7 @@
 pub mod clock;
 pub mod event_log;
 pub mod lock;
-mod process;
+pub mod process;
 pub mod recording;
 
 use std::fs;
