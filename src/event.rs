@@ -119,7 +119,12 @@ pub struct TrainStart {
     /// Epochs in this one-cycle schedule, and how many of them are already done (resume).
     pub cycle_epochs: usize,
     pub cycle_epochs_done: usize,
+    /// Batches each process trains per epoch.
     pub batches_per_epoch: usize,
+    /// Processes training together (torchrun's WORLD_SIZE): each batch is `--bs` images per
+    /// process (absent in logs from before distributed training: 1).
+    #[serde(default = "one")]
+    pub world_size: usize,
     pub train_images: usize,
     pub valid_images: usize,
     pub max_lrs: Vec<f64>,
@@ -181,6 +186,11 @@ impl<F: Fn(Event) + Sync> Emit for F {
     fn emit(&self, event: Event) {
         self(event)
     }
+}
+
+/// serde's default for fields that logs from before them lack.
+fn one() -> usize {
+    1
 }
 
 #[cfg(test)]

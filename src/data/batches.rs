@@ -146,6 +146,18 @@ impl BatchPlan {
         Self { preparation, ..self }
     }
 
+    /// Rank `rank` of `ranks`'s share of this plan, as PyTorch's DistributedSampler deals it:
+    /// every `ranks`-th item from the `rank`-th on, and for training (`drop_last`) the same count
+    /// on every rank (up to `ranks - 1` items of the epoch's order left out) so that every rank
+    /// runs as many batches. Each rank augments with draws of its own.
+    pub fn shard(self, rank: usize, ranks: usize) -> Self {
+        let ranks = ranks.max(1);
+        let share = if self.drop_last { self.order.len() / ranks } else { usize::MAX };
+        let order = self.order.iter().copied().skip(rank).step_by(ranks).take(share).collect();
+        let seed = if rank == 0 { self.seed } else { mix(self.seed, rank as u64, ranks as u64) };
+        Self { order, seed, ..self }
+    }
+
     /// Test-time augmentation: in order and every item, as [`BatchPlan::evaluation`], each
     /// image augmented as in training, seeded by `seed`.
     pub fn augmented(items: &[usize], batch_size: usize, augment: Augment, seed: u64) -> Self {
@@ -274,6 +286,27 @@ impl Drop for Prefetcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shards_of_an_epoch_take_each_image_once_and_as_many_on_every_rank() {
+        for (images, ranks) in [(24, 2), (25, 2), (26, 3), (7, 4)] {
+            let items: Vec<usize> = (100..100 + images).collect();
+            let plan = BatchPlan::training(&items, 2, Augment::default(), 42, 3);
+            let shards: Vec<BatchPlan> = (0..ranks).map(|rank| plan.clone().shard(rank, ranks)).collect();
+            let mut dealt: Vec<usize> = shards.iter().flat_map(|shard| shard.order.clone()).collect();
+            assert!(shards.iter().all(|shard| shard.order.len() == images / ranks), "{images} images over {ranks}");
+            dealt.sort_unstable();
+            let before = dealt.len();
+            dealt.dedup();
+            assert_eq!(dealt.len(), before, "no image twice in an epoch");
+            assert_eq!(dealt.len(), images - images % ranks, "every image but the remainder");
+            let seeds: std::collections::HashSet<u64> = shards.iter().map(|shard| shard.seed).collect();
+            assert_eq!(seeds.len(), ranks, "each rank draws its own augmentation");
+        }
+        let validation = BatchPlan::evaluation(&(0..7).collect::<Vec<_>>(), 2);
+        let dealt: usize = (0..3).map(|rank| validation.clone().shard(rank, 3).order.len()).sum();
+        assert_eq!(dealt, 7, "evaluation keeps every item");
+    }
 
     fn normalised(batch: Batch) -> Vec<f32> {
         match batch.images {

@@ -67,6 +67,13 @@ impl CyclePosition {
         self.epochs_done >= self.epochs
     }
 
+    /// The same cycle over epochs of `steps_per_epoch` steps: the schedule stretches so that the
+    /// epochs done end where they ended (resuming with another batch size or number of processes).
+    pub fn rescale(&mut self, steps_per_epoch: usize) {
+        self.schedule.total_steps = self.epochs * steps_per_epoch;
+        self.steps_per_epoch = steps_per_epoch;
+    }
+
     /// Early stopping: the cycle ends at the epochs done, so the next fit starts a new one.
     pub fn end_early(&mut self) {
         self.epochs = self.epochs_done;

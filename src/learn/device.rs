@@ -37,6 +37,18 @@ impl DeviceChoice {
     }
 }
 
+impl DeviceChoice {
+    /// The choice for the process of a distributed launch with this local rank: each process
+    /// trains on its own GPU (the `local_rank`-th), or on the CPU.
+    pub fn for_local_rank(self, local_rank: usize) -> Self {
+        match self {
+            DeviceChoice::Auto if tch::Cuda::device_count() > 0 => DeviceChoice::Cuda(local_rank),
+            DeviceChoice::Cuda(_) => DeviceChoice::Cuda(local_rank),
+            other => other,
+        }
+    }
+}
+
 /// The LibTorch device behind a burn device (autodiff or not), for the work done with LibTorch
 /// directly: uploads, device-side augmentation, CUDA settings.
 pub fn libtorch_device(device: &Device) -> tch::Device {

@@ -13,7 +13,7 @@ use super::learner::Learner;
 use super::metrics::SmoothedLoss;
 use super::step::DeferredLosses;
 use crate::event::{Emit, EpochRow};
-use crate::job::CancelToken;
+use crate::job::{CancelToken, is_cancelled};
 
 /// What a hook asks of the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +105,7 @@ pub fn run(
         let mut waiting = Instant::now();
         for (index, batch) in batches.enumerate() {
             data_wait += waiting.elapsed();
-            if cancel.is_cancelled() {
+            if learner.stop_requested(cancel) {
                 return Ok(LoopEnd::Cancelled);
             }
             let step_started = Instant::now();
@@ -114,7 +114,7 @@ pub fn run(
                 callback.before_batch(learner, &position);
             }
             let lr = learner.head_lr();
-            let pending = learner.train_step(&batch);
+            let pending = learner.step(&batch)?;
             iteration += 1;
             if let Some(((position, lr), loss)) = losses.push((position, lr), pending) {
                 let step = StepEnd { position, loss, smooth_loss: smooth.push(loss), lr, seconds: secs(started) };
@@ -138,7 +138,8 @@ pub fn run(
             crate::system::release_freed_memory();
             match learner.validate(data, emit, cancel) {
                 Ok(tally) => Some(tally),
-                Err(_) => return Ok(LoopEnd::Cancelled),
+                Err(error) if is_cancelled(&error) => return Ok(LoopEnd::Cancelled),
+                Err(error) => return Err(error),
             }
         } else {
             None

@@ -20,6 +20,7 @@ use super::checkpoint::{self, Checkpoint, CheckpointState, CyclePosition, Which}
 use super::cuda::CudaSettings;
 use super::data::TrainData;
 use super::device::libtorch_device;
+use super::distributed::{Distributed, SharedState};
 use super::export::{self, ExportHeader};
 use super::fit::{self, Callback, LoopEnd, LoopPlan};
 use super::inference::{self, Pass, Predictions, Tta};
@@ -27,7 +28,7 @@ use super::lr_find::{LrFindOptions, LrFindResult, LrRecorder};
 use super::metrics::Tally;
 use super::onnx::{self, OnnxSummary};
 use super::optimizer::{CycledAdamW, Hypers};
-use super::precision::{GradScaler, Precision};
+use super::precision::{GradScaler, Precision, gradient_tensors};
 use super::pretrained;
 use super::schedule::{MaxLr, OneCycle};
 use super::step::PendingLoss;
@@ -87,6 +88,8 @@ struct Runtime {
     precision: Precision,
     /// fp16's loss scaling.
     scaler: Option<GradScaler>,
+    /// Its place in a data-parallel training, when it has one.
+    distributed: Option<Distributed>,
 }
 
 impl Runtime {
@@ -101,6 +104,7 @@ impl Runtime {
             feed: Feed::for_device(device, settings.workers, settings.prefetch),
             precision,
             scaler: (precision == Precision::Fp16).then(GradScaler::new),
+            distributed: None,
         }
     }
 }
@@ -308,20 +312,36 @@ impl Learner {
         cancel: &CancelToken,
     ) -> Result<()> {
         self.check_data(data)?;
-        let steps_per_epoch = data.train.len() / self.settings.batch_size.max(1);
+        let (world_size, share) = match &self.runtime.distributed {
+            Some(distributed) => (distributed.size(), distributed.training_share(data.train.len())),
+            None => (1, data.train.len()),
+        };
+        let steps_per_epoch = share / self.settings.batch_size.max(1);
         if steps_per_epoch == 0 {
+            let per_rank = if world_size > 1 { format!(" ({share} per process)") } else { String::new() };
             return Err(fixable(
-                format!("{} training images make no full batch of {}", data.train.len(), self.settings.batch_size),
+                format!(
+                    "{} training images{per_rank} make no full batch of {}",
+                    data.train.len(),
+                    self.settings.batch_size
+                ),
                 [Remedy::SmallerBatch],
             ));
         }
         let cycle = match self.cycle.take() {
-            Some(cycle) if !cycle.is_complete() && cycle.steps_per_epoch == steps_per_epoch => {
+            Some(mut cycle) if !cycle.is_complete() => {
                 emit.info(format!(
                     "resuming the interrupted {}-epoch cycle at its epoch {} (a new learner starts over)",
                     cycle.epochs,
                     cycle.epochs_done + 1
                 ));
+                if cycle.steps_per_epoch != steps_per_epoch {
+                    emit.info(format!(
+                        "an epoch is now {steps_per_epoch} batches, not {} (another batch size or number of processes): the rest of the cycle keeps its shape",
+                        cycle.steps_per_epoch
+                    ));
+                    cycle.rescale(steps_per_epoch);
+                }
                 cycle
             }
             _ => CyclePosition {
@@ -340,6 +360,7 @@ impl Learner {
             cycle_epochs: cycle.epochs,
             cycle_epochs_done: cycle.epochs_done,
             batches_per_epoch: steps_per_epoch,
+            world_size,
             train_images: data.train.len(),
             valid_images: data.valid.len(),
             max_lrs: cycle.schedule.max_lrs.clone(),
@@ -360,7 +381,10 @@ impl Learner {
         if let Some(early_stopping) = early_stopping.as_mut() {
             callbacks.push(early_stopping);
         }
-        callbacks.push(&mut checkpoints);
+        // In a process group every rank holds the same learner: rank 0 writes it.
+        if self.runtime.distributed.as_ref().is_none_or(|distributed| distributed.rank() == 0) {
+            callbacks.push(&mut checkpoints);
+        }
         let plan = LoopPlan { first_epoch: self.epochs_done, validate: true };
         match fit::run(self, data, plan, &mut callbacks, emit, cancel)? {
             LoopEnd::Stopped => {
@@ -398,11 +422,31 @@ impl Learner {
         self.hypers.lr(GROUPS.len() - 1)
     }
 
-    /// Epoch `epoch`'s training batches: shuffled and augmented by (seed, epoch).
+    /// Epoch `epoch`'s training batches: shuffled and augmented by (seed, epoch); in a process
+    /// group, this rank's share of them.
     pub(super) fn training_batches(&self, data: &TrainData, epoch: usize) -> Prefetcher {
         let plan =
             BatchPlan::training(&data.train, self.settings.batch_size, Augment::default(), self.settings.seed, epoch);
+        let plan = match &self.runtime.distributed {
+            Some(distributed) => distributed.shard(plan),
+            None => plan,
+        };
         self.runtime.feed.batches(data.cache.clone(), plan)
+    }
+
+    /// Whether the loop stops before its next batch: when `cancel` is set, or in a process group
+    /// when the ranks agreed to (each rank's request travels with its gradients).
+    pub(super) fn stop_requested(&self, cancel: &CancelToken) -> bool {
+        match &self.runtime.distributed {
+            Some(distributed) => distributed.stop_agreed(),
+            None => cancel.is_cancelled(),
+        }
+    }
+
+    /// Makes this learner a rank of a data-parallel training (see [`super::distributed`]); its
+    /// state must be the same as every other rank's.
+    pub(super) fn join(&mut self, distributed: Distributed) {
+        self.runtime.distributed = Some(distributed);
     }
 
     /// Sets every layer group's learning rate (and beta1 0.9) for steps outside a one-cycle
@@ -419,25 +463,60 @@ impl Learner {
 
     /// One optimizer step on `batch` at the current hyper-parameters, queued without waiting
     /// for the device: its mean loss stays there until read. In fp16 an overflowing step is
-    /// skipped (the loss is still the step's), and the step reads an overflow flag.
+    /// skipped (the loss is still the step's), and the step reads an overflow flag. A learner
+    /// in a process group trains through [`Learner::fit_one_cycle`], which takes its errors.
     pub fn train_step(&mut self, batch: &Batch) -> PendingLoss {
-        let (images, targets) = inference::batch_tensors(batch, &self.device, self.runtime.precision.kind());
-        let logits = self.model.forward(images);
-        let loss = CrossEntropyLossConfig::new().init(&self.device).forward(logits, targets);
-        let pending = PendingLoss::new(&loss);
-        let grads = match &mut self.runtime.scaler {
-            None => GradientsParams::from_grads(loss.backward(), &self.model),
-            Some(scaler) => {
-                let grads = GradientsParams::from_grads(loss.mul_scalar(scaler.scale()).backward(), &self.model);
-                if !scaler.unscale(&self.model, &grads) {
-                    return pending;
-                }
-                grads
-            }
-        };
+        self.step(batch).expect("only a step in a process group fails")
+    }
+
+    /// [`Learner::train_step`]; in a process group the gradients are averaged over the ranks
+    /// (which fails when a rank is lost).
+    pub(super) fn step(&mut self, batch: &Batch) -> Result<PendingLoss> {
+        let (pending, grads) = self.backward(batch)?;
+        if let Some(scaler) = &mut self.runtime.scaler
+            && !scaler.unscale(&self.model, &grads)
+        {
+            return Ok(pending);
+        }
         // burn's own learning rate is unused: CycledAdamW reads the group rates from `hypers`.
         self.model = self.optimizer.step(1.0, self.model.clone(), grads);
-        pending
+        Ok(pending)
+    }
+
+    /// The gradients a training step on `batch` applies, one tensor per trainable parameter in
+    /// the model's order (multiplied by the loss scale under fp16; in a process group, averaged
+    /// over the ranks). The weights stay as they are; BatchNorm's running statistics move, as
+    /// in any training pass.
+    pub fn gradients(&mut self, batch: &Batch) -> Result<Vec<tch::Tensor>> {
+        let (_, grads) = self.backward(batch)?;
+        Ok(gradient_tensors(&self.model, &grads))
+    }
+
+    /// A training step's forward and backward passes: its loss and gradients.
+    fn backward(&mut self, batch: &Batch) -> Result<(PendingLoss, GradientsParams)> {
+        let (images, targets) = inference::batch_tensors(batch, &self.device, self.runtime.precision.kind());
+        let batch_norm_scope = self.runtime.distributed.as_ref().and_then(Distributed::batch_norm_scope);
+        let logits = self.model.forward(images);
+        let loss = CrossEntropyLossConfig::new().init(&self.device).forward(logits, targets);
+        let mut pending = PendingLoss::new(&loss);
+        let scale = self.runtime.scaler.as_ref().map(GradScaler::scale);
+        let loss = match scale {
+            Some(scale) => loss.mul_scalar(scale),
+            None => loss,
+        };
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        drop(batch_norm_scope);
+        if let Some(distributed) = &mut self.runtime.distributed {
+            distributed.average(&self.model, &grads, &mut pending)?;
+        }
+        Ok((pending, grads))
+    }
+
+    /// fastai's `ps`: the head's dropout, `ps / 2` before its first linear layer and `ps` before
+    /// its last (0.5 unless changed; 0 turns it off, for steps that must not draw at random).
+    pub fn set_head_dropout(&mut self, ps: f64) {
+        self.model.head.drop1.prob = ps / 2.0;
+        self.model.head.drop2.prob = ps;
     }
 
     /// What training steps compute in.
@@ -446,9 +525,16 @@ impl Learner {
     }
 
     /// Loss, error rate and accuracy on the validation images.
-    pub fn validate(&self, data: &TrainData, emit: &dyn Emit, cancel: &CancelToken) -> Result<Tally, Cancelled> {
+    pub fn validate(&self, data: &TrainData, emit: &dyn Emit, cancel: &CancelToken) -> Result<Tally> {
         let (model, device) = (self.model.valid(), self.device.clone().inner());
-        self.pass(&model, &device, emit, cancel).tally(data.cache.clone(), &data.valid)
+        let Some(distributed) = &self.runtime.distributed else {
+            return Ok(self.pass(&model, &device, emit, cancel).tally(data.cache.clone(), &data.valid)?);
+        };
+        // Every rank validates its share to the end (a rank that stopped early would leave the
+        // others waiting); a stop is agreed at the next step.
+        let share = distributed.validation_share(&data.valid);
+        let tally = self.pass(&model, &device, emit, &CancelToken::new()).tally(data.cache.clone(), &share)?;
+        distributed.sum_tally(tally)
     }
 
     /// Log-probabilities of `items` (positions in `data.cache`).
@@ -569,9 +655,30 @@ impl Learner {
     }
 
     /// The weights (BatchNorm statistics included) and optimizer state, serialised.
-    fn snapshot(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+    pub(super) fn snapshot(&self) -> Result<(Vec<u8>, Vec<u8>)> {
         let optimizer = self.optimizer.into_bytes().context("cannot serialise the optimizer state")?;
         Ok((self.weight_bytes()?.to_vec(), optimizer.to_vec()))
+    }
+
+    /// What another rank needs to become this learner: its state, weights and optimizer state.
+    pub(super) fn share(&self) -> Result<(SharedState, Vec<u8>, Vec<u8>)> {
+        let (model, optimizer) = self.snapshot()?;
+        let state = SharedState {
+            arch: self.arch,
+            image_size: self.image_size,
+            window: self.window,
+            split_fingerprint: self.split_fingerprint.clone(),
+            frozen: self.frozen,
+            epochs_done: self.epochs_done,
+            cycle: self.cycle.clone(),
+        };
+        Ok((state, model, optimizer))
+    }
+
+    /// Becomes the learner another rank [`Learner::share`]d (of the same architecture).
+    pub(super) fn adopt(&mut self, state: SharedState, model: Vec<u8>, optimizer: Vec<u8>) -> Result<()> {
+        (self.frozen, self.epochs_done, self.cycle) = (state.frozen, state.epochs_done, state.cycle);
+        self.restore((model, optimizer))
     }
 
     /// Back to a [`Learner::snapshot`], in fresh modules: training passes since may have left

@@ -49,6 +49,16 @@ impl Tally {
         self.count += count;
     }
 
+    /// The loss sum, errors and count, for adding tallies up across processes.
+    pub fn sums(&self) -> [f64; 3] {
+        [self.loss_sum, self.errors as f64, self.count as f64]
+    }
+
+    /// The tally whose [`Tally::sums`] these are.
+    pub fn from_sums([loss_sum, errors, count]: [f64; 3]) -> Self {
+        Self { loss_sum, errors: errors.round() as usize, count: count.round() as usize }
+    }
+
     pub fn count(&self) -> usize {
         self.count
     }
@@ -93,5 +103,6 @@ mod tests {
         assert_eq!(tally.mean_loss(), 0.5);
         assert_eq!(tally.error_rate(), 0.125);
         assert_eq!(tally.accuracy(), 0.875);
+        assert_eq!(Tally::from_sums(tally.sums()), tally);
     }
 }

@@ -11,6 +11,7 @@ pub mod clinical;
 pub mod cuda;
 pub mod data;
 pub mod device;
+pub mod distributed;
 pub mod evaluate;
 pub mod export;
 pub mod fit;

@@ -112,9 +112,7 @@ impl GradScaler {
     /// updates the scale. `false` when one of them overflowed: skip this step. Reads one flag
     /// from the device, as PyTorch's GradScaler does every step.
     pub fn unscale<M: Module>(&mut self, module: &M, grads: &GradientsParams) -> bool {
-        let mut collector = GradientCollector { grads, tensors: Vec::new() };
-        module.visit(&mut collector);
-        let finite = unscale_tensors(&collector.tensors, self.scale);
+        let finite = unscale_tensors(&gradient_tensors(module, grads), self.scale);
         if finite {
             self.good_steps += 1;
             if self.good_steps == GROWTH_INTERVAL {
@@ -149,6 +147,14 @@ fn unscale_tensors(tensors: &[tch::Tensor], scale: f64) -> bool {
 
 /// The LibTorch tensors of the gradients `grads` holds for a module's parameters (sharing
 /// their storage, so writing them writes the gradients).
+/// The LibTorch tensors of `module`'s gradients in `grads`, in the module's order (the same on
+/// every rank): handles to the same storage, for kernels that update them in place.
+pub(super) fn gradient_tensors<M: Module>(module: &M, grads: &GradientsParams) -> Vec<tch::Tensor> {
+    let mut collector = GradientCollector { grads, tensors: Vec::new() };
+    module.visit(&mut collector);
+    collector.tensors
+}
+
 struct GradientCollector<'a> {
     grads: &'a GradientsParams,
     tensors: Vec<tch::Tensor>,

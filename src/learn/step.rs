@@ -26,6 +26,16 @@ impl PendingLoss {
         Self(primitive.expect("training runs on LibTorch").tensor.detach().copy())
     }
 
+    /// The loss on the device.
+    pub(super) fn tensor(&self) -> &tch::Tensor {
+        &self.0
+    }
+
+    /// Replaces the loss (still on the device) by `value`: the group's mean, in distributed training.
+    pub(super) fn replace(&mut self, value: &tch::Tensor) {
+        self.0 = value.to_kind(self.0.kind()).reshape(self.0.size());
+    }
+
     /// The value: waits for the device to have computed it.
     pub fn read(self) -> f64 {
         self.0.reshape([-1]).double_value(&[0])

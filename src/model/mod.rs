@@ -36,6 +36,7 @@ mod head;
 mod kernels;
 mod ops;
 mod resnet;
+mod sync_batch_norm;
 
 use std::fmt;
 use std::str::FromStr;

@@ -26,11 +26,12 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-use super::conv_taps;
 use super::kernels::{self, Conv2dGeometry};
+use super::{conv_taps, sync_batch_norm};
+use crate::dist::SyncBatchNorm;
 
 /// The autodiff backend a training device dispatches to (burn's default: no checkpointing).
-type Training = Autodiff<LibTorch, NoCheckpointing>;
+pub(super) type Training = Autodiff<LibTorch, NoCheckpointing>;
 
 /// `conv.forward(input)`.
 pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
@@ -74,7 +75,7 @@ fn output_size(input: &[i64], kernel: &[i64], geometry: &Conv2dGeometry) -> [i64
 }
 
 /// `bn.forward(input)`. In training the running statistics are updated as PyTorch does (with
-/// the batch's unbiased variance).
+/// the batch's unbiased variance); under [`SyncBatchNorm`] the batch is the whole group's.
 pub fn batch_norm<const D: usize>(bn: &BatchNorm, input: Tensor<D>) -> Tensor<D> {
     let device = input.device();
     if !(device.is_autodiff() && bn.training.is_enabled()) {
@@ -86,6 +87,9 @@ pub fn batch_norm<const D: usize>(bn: &BatchNorm, input: Tensor<D>) -> Tensor<D>
     };
     let gamma = param_on_training_libtorch(bn.gamma.val());
     let beta = param_on_training_libtorch(bn.beta.val());
+    if let Some(group) = SyncBatchNorm::group() {
+        return sync_batch_norm::forward(bn, input, gamma, beta, group, &device);
+    }
     let (output, mean, invstd) = input.primitive().tensor.native_batch_norm(
         Some(&gamma.primitive().tensor),
         Some(&beta.primitive().tensor),
@@ -95,7 +99,8 @@ pub fn batch_norm<const D: usize>(bn: &BatchNorm, input: Tensor<D>) -> Tensor<D>
         bn.momentum,
         bn.epsilon,
     );
-    update_running_statistics(bn, &input.primitive().tensor, &mean, &invstd, &device);
+    let samples = (input.primitive().tensor.numel() / mean.numel().max(1)) as f64;
+    update_running_statistics(bn, &mean, &invstd, samples, &device);
     let output = TchTensor::new(output);
     let output = match BatchNormBackward(bn.epsilon)
         .prepare::<NoCheckpointing>([input.node(), gamma.node(), beta.node()])
@@ -161,15 +166,15 @@ fn param_on_training_libtorch<const D: usize>(param: Tensor<D>) -> FloatTensor<T
 }
 
 /// `running = (1 - momentum) * running + momentum * batch`, for the mean and the unbiased
-/// variance. `native_batch_norm` returns the biased variance as `1 / sqrt(var + eps)`.
-fn update_running_statistics(
+/// variance over the batch's `samples` values per channel. Batch norm's forward pass gives the
+/// biased variance as `1 / sqrt(var + eps)`.
+pub(super) fn update_running_statistics(
     bn: &BatchNorm,
-    input: &tch::Tensor,
     mean: &tch::Tensor,
     invstd: &tch::Tensor,
+    samples: f64,
     device: &Device,
 ) {
-    let samples = (input.numel() / mean.numel().max(1)) as f64;
     let unbiased = (invstd.pow_tensor_scalar(-2) - bn.epsilon) * (samples / (samples - 1.0).max(1.0));
     let momentum = bn.momentum;
     // The mean is copied: burn scales a tensor it holds alone in place, and the backward pass
@@ -183,7 +188,7 @@ fn update_running_statistics(
 
 /// Hands each computed gradient to the parent it belongs to (burn's node type is private, hence
 /// the accessor).
-fn register<P, const N: usize>(
+pub(super) fn register<P, const N: usize>(
     grads: &mut Gradients,
     parents: [Option<P>; N],
     computed: [Option<tch::Tensor>; N],
