@@ -78,6 +78,7 @@ fn main() -> ExitCode {
 
 fn run(args: Cli) -> anyhow::Result<()> {
     let workspace = Workspace::locate(args.workdir)?;
+    refuse_under_torchrun(args.command.as_ref())?;
     match args.command {
         Some(Command::Doctor) => cli::doctor::run(&workspace, args.json),
         Some(Command::Fetch(fetch)) => cli::fetch::run(&workspace, &fetch, args.json),
@@ -105,5 +106,21 @@ fn run(args: Cli) -> anyhow::Result<()> {
             let options = mednist::tui::Options { theme: args.theme, no_graphics: args.no_graphics };
             mednist::tui::run(&workspace, &options)
         }
+    }
+}
+
+/// Under torchrun every rank runs the command: only `train` (which trains together) and
+/// `doctor` (which says which rank it is) make sense there; the app needs a terminal of its own.
+fn refuse_under_torchrun(command: Option<&Command>) -> anyhow::Result<()> {
+    if matches!(command, Some(Command::Train(_) | Command::Doctor)) || mednist::dist::Launch::from_env()?.is_none() {
+        return Ok(());
+    }
+    match command {
+        None => anyhow::bail!(
+            "the interactive app does not run under torchrun (RANK and WORLD_SIZE are set): start `mednist` on its own, and `torchrun ... mednist train` for distributed training"
+        ),
+        Some(_) => anyhow::bail!(
+            "only `train` and `doctor` run under torchrun (RANK and WORLD_SIZE are set): run this step in one process, without torchrun"
+        ),
     }
 }

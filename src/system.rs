@@ -14,6 +14,29 @@ pub struct SystemReport {
     pub cpu_threads: Option<i32>,
     pub logical_cpus: usize,
     pub workspace: PathBuf,
+    /// Set when this process was started as one rank of a distributed launch (torchrun).
+    pub distributed: Option<DistributedReport>,
+}
+
+/// This process's rank in a distributed launch, as its environment says.
+#[derive(Debug, Clone, Serialize)]
+pub struct DistributedReport {
+    pub launch: Option<crate::dist::Launch>,
+    /// The collectives' backend: Gloo, whatever the device (Gloo reduces CUDA tensors too).
+    pub backend: &'static str,
+    /// Why the launch variables cannot be used, if they cannot.
+    pub error: Option<String>,
+}
+
+impl DistributedReport {
+    fn probe() -> Option<Self> {
+        let (launch, error) = match crate::dist::Launch::from_env() {
+            Ok(None) => return None,
+            Ok(Some(launch)) => (Some(launch), None),
+            Err(error) => (None, Some(error.to_string())),
+        };
+        Some(Self { launch, backend: "gloo", error })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +99,7 @@ impl SystemReport {
             cuda,
             logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             workspace: workspace.to_path_buf(),
+            distributed: DistributedReport::probe(),
         }
     }
 }

@@ -118,6 +118,7 @@ fn setup_info() -> SetupInfo {
             cpu_threads: Some(2),
             logical_cpus: 2,
             workspace: PathBuf::from("/home/user/.local/share/mednist"),
+            distributed: None,
         },
         dataset: Some(lesson_dataset()),
     }
@@ -188,6 +189,7 @@ fn train_start(first_epoch: usize, cycle_epochs: usize) -> Event {
         cycle_epochs,
         cycle_epochs_done: 0,
         batches_per_epoch: 4,
+        world_size: 1,
         train_images: 1440,
         valid_images: 360,
         max_lrs: vec![1e-3, 1e-3],

@@ -73,5 +73,23 @@ fn render(report: &SystemReport) -> String {
         },
     ));
     lines.push(("workspace", report.workspace.display().to_string()));
+    if let Some(distributed) = &report.distributed {
+        lines.push((
+            "torchrun",
+            match (&distributed.launch, &distributed.error) {
+                (Some(launch), _) => format!(
+                    "rank {} of {} (local rank {}), store {}:{}{}, backend {}",
+                    launch.rank,
+                    launch.world_size,
+                    launch.local_rank,
+                    launch.master_addr,
+                    launch.master_port,
+                    if launch.agent_store { " (torchrun's agent)" } else { "" },
+                    distributed.backend
+                ),
+                (None, error) => format!("cannot be used: {}", error.as_deref().unwrap_or("unknown")),
+            },
+        ));
+    }
     lines.iter().map(|(key, value)| format!("{key:<14}{value}\n")).collect()
 }

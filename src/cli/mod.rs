@@ -18,6 +18,7 @@ pub mod runs;
 pub mod split;
 pub mod table;
 pub mod train;
+mod train_rank;
 
 use serde::Serialize;
 

@@ -4,11 +4,13 @@
 use std::io::Write;
 use std::sync::Mutex;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::train_rank;
 use crate::cli::progress::StderrProgress;
 use crate::data::window::Window;
+use crate::dist::Launch;
 use crate::event::{Emit, Event, kept_after_cancel};
 use crate::job::{CancelToken, is_cancelled};
 use crate::learn::callbacks::Monitor;
@@ -120,9 +122,34 @@ pub struct TrainArgs {
     /// The run a `--detach` parent prepared, and whose lock it handed over
     #[arg(long, hide = true, value_name = "NAME", conflicts_with = "detach")]
     pub detached_run: Option<String>,
+    /// Under torchrun: BatchNorm statistics over every process's batch (PyTorch's SyncBatchNorm), not each process's own
+    #[arg(long)]
+    pub sync_bn: bool,
+    /// Under torchrun: seconds a process waits for the others (to start, at each all-reduce) before it fails
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub dist_timeout: u64,
+}
+
+/// The learner `train` opens, with the fit's own settings.
+pub(super) fn open_options(args: &TrainArgs) -> OpenOptions {
+    let mut options = args.learner.open_options();
+    options.settings.monitor = args.monitor;
+    options.settings.patience = args.patience.map(usize::from);
+    options
 }
 
 pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
+    let launch = Launch::from_env()?;
+    if let Some(launch) = &launch {
+        if args.detach {
+            bail!(
+                "--detach starts one background process: under torchrun, keep torchrun itself running in the background (tmux, nohup)"
+            );
+        }
+        if !launch.is_root() {
+            return super::train_rank::run(workspace, args, launch);
+        }
+    }
     let render = TrainRender::new(json);
     let runs = Runs::open(workspace, &render)?;
     let (lock, name) = match &args.detached_run {
@@ -143,7 +170,7 @@ pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
         Ok(log) => log,
         Err(error) => return Err(recording.fail(error, super::errors::describe)),
     };
-    let trained = train(workspace, args, &log, &cancel, &recording);
+    let trained = train(workspace, args, launch.as_ref(), &log, &cancel, &recording);
     render.finish();
     let ended = match &trained {
         Ok(()) => Ended::Finished,
@@ -215,6 +242,8 @@ fn settings(args: &TrainArgs) -> serde_json::Value {
         "precision": learner.precision.map(|precision| precision.to_string()),
         "fresh": learner.fresh,
         "load": args.load,
+        "world_size": Launch::from_env().ok().flatten().map_or(1, |launch| launch.world_size),
+        "sync_bn": args.sync_bn,
     })
 }
 
@@ -231,17 +260,24 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// Trains alone, or as rank 0 of a torchrun launch (`launch`).
 fn train(
     workspace: &Workspace,
     args: &TrainArgs,
+    launch: Option<&Launch>,
     emit: &dyn Emit,
     cancel: &CancelToken,
     recording: &Recording,
 ) -> Result<(), Failure> {
-    let mut options = args.learner.open_options();
-    options.settings.monitor = args.monitor;
-    options.settings.patience = args.patience.map(usize::from);
-    let Opened { mut learner, data, device, .. } = open_learner(workspace, &options, emit, cancel)?;
+    let options = open_options(args);
+    let Opened { mut learner, data, device, .. } = match launch {
+        None => open_learner(workspace, &options, emit, cancel)?,
+        Some(launch) => {
+            let group = train_rank::join(launch, args)?;
+            let options = train_rank::rank_options(launch, options);
+            train_rank::open(workspace, &options, group, args, emit, cancel)?
+        }
+    };
     recording.describe(learner.arch.to_string(), device, data.split_fingerprint.clone())?;
     let fitted = learner.fit_one_cycle(&data, args.epochs, args.max_lr, emit, cancel);
     let interrupted = matches!(&fitted, Err(error) if is_cancelled(error));
@@ -302,8 +338,12 @@ impl Emit for TrainRender {
         }
         match event {
             Event::TrainStarted(start) => {
+                let processes = match start.world_size {
+                    1 => String::new(),
+                    n => format!(" x {n} processes (--bs is per process: each step trains on {n} batches, one a process)"),
+                };
                 eprintln!(
-                    "training {} on {}: {} train / {} valid images, {} batches per epoch, max_lr {}",
+                    "training {} on {}{processes}: {} train / {} valid images, {} batches per epoch, max_lr {}",
                     start.arch,
                     start.device,
                     start.train_images,
