@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The device check for a machine with NVIDIA GPUs and a PyTorch install but no package
-# registry (issue 13). Runs a mednist binary built elsewhere (README: "A binary for another
+# registry (issues 13 and 16). Runs a mednist binary built elsewhere (README: "A binary for another
 # machine") and writes every figure to one summary file. Under 8 minutes on one H200.
 #
 #   scripts/gpu-check.sh [MEDNIST_BINARY]
@@ -166,6 +166,17 @@ else
         done
     done
 fi
+
+say "== torchrun: data-parallel training, one process per GPU (Gloo)"
+gpus="$([[ "$device" == cuda* ]] && (nvidia-smi -L 2>/dev/null | wc -l) || echo 2)"
+for ranks in $(seq 1 "${gpus:-1}"); do
+    log="$out/torchrun-$ranks.jsonl"
+    "$torch_python" -m torch.distributed.run --standalone --nproc_per_node "$ranks" --no-python \
+        "${b[@]}" train --fresh --epochs 1 --bs 256 --device "$device" --json >"$log" 2>"$log.err" \
+        || fail "torchrun x $ranks: $(tail -n 1 "$log.err")"
+    per_rank="$(json_field "$log" epoch train_images_per_second)"
+    say "torchrun x $ranks: epoch $(json_field "$log" epoch seconds) s, $(awk -v r="$ranks" -v x="${per_rank:-0}" 'BEGIN { printf "%.0f", r * x }') img/s in all, error_rate $(json_field "$log" epoch error_rate)"
+done
 
 say "== $failures failure(s); summary in $summary"
 exit $((failures > 0))
