@@ -50,7 +50,8 @@ const CENTRE_SHIFT_BOUND: f64 = 4.0;
 /// the classes apart: the Grad-CAM of each validation image for its class follows the square.
 /// Measured (AVX2 EPYC): the maps of left squares sit left of those of right squares
 /// (horizontal centres 7.4 px apart), and more of a map lies on the bright square than on the
-/// dim decoy (0.29 against 0.18 of the mass, on average). The stronger claim, most of the mass
+/// dim decoy (0.29 against 0.18 of the mass, on average); on an AVX-512 EPYC 8.4 px apart, 0.41
+/// against 0.19, with one of the 24 maps empty. The stronger claim, most of the mass
 /// inside the square, does not hold for a from-scratch resnet18 on 2x2 maps (a quarter is
 /// chance), so the test asserts the shift and the square over the decoy, and prints the shares.
 #[test]
@@ -69,6 +70,7 @@ fn grad_cam_follows_the_square_that_decides_the_class() {
     let heatmaps = learner.grad_cam(&data, &data.valid, &classes).unwrap();
     assert_eq!(heatmaps.len(), data.valid.len());
     let (mut left, mut right, mut inside, mut decoys) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut empty = 0;
     for (heatmap, &item) in heatmaps.iter().zip(&data.valid) {
         assert_eq!((heatmap.grid, heatmap.side), (2, squares::SIDE));
         assert!(heatmap.values.iter().all(|v| (0.0..=1.0).contains(v)));
@@ -76,9 +78,14 @@ fn grad_cam_follows_the_square_that_decides_the_class() {
         inside.push(heatmap.mass_inside(columns, rows));
         let (decoy_columns, decoy_rows) = squares::decoy_of_file(Path::new(&data.items[item].path));
         decoys.push(heatmap.mass_inside(decoy_columns, decoy_rows));
-        let centre = horizontal_centre(heatmap);
-        if columns.0 == 0 { left.push(centre) } else { right.push(centre) }
+        match horizontal_centre(heatmap) {
+            Some(centre) if columns.0 == 0 => left.push(centre),
+            Some(centre) => right.push(centre),
+            None => empty += 1,
+        }
     }
+    // An empty map has no centre: the centres are those of the others.
+    assert!(empty * 4 <= heatmaps.len(), "{empty} of {} maps are empty", heatmaps.len());
     let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
     let shift = mean(&right) - mean(&left);
     println!(
@@ -88,7 +95,7 @@ fn grad_cam_follows_the_square_that_decides_the_class() {
         mean(&right),
         mean(&inside)
     );
-    println!("Grad-CAM: mass on the dim decoy {:.3} on average", mean(&decoys));
+    println!("Grad-CAM: mass on the dim decoy {:.3} on average; {empty} empty map(s)", mean(&decoys));
     assert!(!left.is_empty() && !right.is_empty());
     assert!(shift > CENTRE_SHIFT_BOUND, "the maps do not follow the square: shift {shift:.1} px");
     assert!(mean(&inside) > mean(&decoys), "more of the maps on the decoy than on the square");
@@ -132,10 +139,13 @@ fn grad_cam_follows_the_square_that_decides_the_class() {
 
 /// A resnet18 trained on the stripes (16px), saved in its workspace.
 /// The column of a heatmap's centre of mass, in pixels.
-fn horizontal_centre(heatmap: &mednist::learn::cam::Heatmap) -> f64 {
+/// The map's mass-weighted column, `None` for a map with no mass (Grad-CAM's ReLU left nothing:
+/// the gradients spoke against the class everywhere on the last stage).
+fn horizontal_centre(heatmap: &mednist::learn::cam::Heatmap) -> Option<f64> {
     let weighted: f64 =
         heatmap.values.iter().enumerate().map(|(at, &v)| (at % heatmap.side) as f64 * f64::from(v)).sum();
-    weighted / heatmap.values.iter().map(|&v| f64::from(v)).sum::<f64>()
+    let mass: f64 = heatmap.values.iter().map(|&v| f64::from(v)).sum();
+    (mass > 0.0).then(|| weighted / mass)
 }
 
 fn trained_stripes() -> (tempfile::TempDir, mednist::workspace::Workspace) {
