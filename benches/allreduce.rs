@@ -61,7 +61,7 @@ fn launch_ranks(ranks: usize, steps: usize, arch: Arch) {
 }
 
 fn rank(launch: &Launch, steps: usize, arch: Arch) {
-    let group = ProcessGroup::connect(launch, Duration::from_secs(120)).expect("the ranks meet");
+    let group = ProcessGroup::connect(launch, Duration::from_secs(120), None).expect("the ranks meet");
     let model = Classifier::new(arch, 6, &burn::tensor::Device::libtorch());
     let gradients: Vec<tch::Tensor> = named_tensors(&model)
         .iter()

@@ -24,4 +24,27 @@ if [[ "$(installed_version)" != "$version" ]]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$version" numpy >&2
 fi
 
+# The NCCL process group (src/dist/nccl.cpp) compiles against the CUDA runtime's headers, which
+# the wheel's nvidia-* packages ship, and nvcc's and CCCL's, which they do not: add those two, for
+# their headers alone, in the CUDA version of the wheel's runtime. Without them (no CUDA wheel, no
+# such packages) mednist builds without NCCL and says so.
+if [[ ! -d "$("$venv/bin/python" -c 'import importlib.util as u; print(u.find_spec("nvidia").submodule_search_locations[0])' 2>/dev/null)/cuda_cccl/include" ]]; then
+    headers="$("$venv/bin/python" - <<'PY' 2>/dev/null || true
+import importlib.metadata as m
+for dist in m.distributions():
+    name = dist.metadata["Name"] or ""
+    if name.lower().startswith("nvidia-cuda-runtime"):
+        suffix, version = name[len("nvidia-cuda-runtime"):], ".".join(dist.version.split(".")[:2])
+        print(f"nvidia-cuda-nvcc{suffix}~={version}.0 nvidia-cuda-cccl{suffix}~={version}.0")
+        break
+PY
+)"
+    if [[ -n "$headers" ]]; then
+        echo "setup-libtorch: adding the CUDA headers NCCL's process group needs ($headers)" >&2
+        # shellcheck disable=SC2086
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps $headers >&2 \
+            || echo "setup-libtorch: could not install $headers: mednist will be built without NCCL" >&2
+    fi
+fi
+
 "$venv/bin/python" -c 'import importlib.util as u; print(u.find_spec("torch").submodule_search_locations[0])'

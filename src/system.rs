@@ -22,7 +22,8 @@ pub struct SystemReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct DistributedReport {
     pub launch: Option<crate::dist::Launch>,
-    /// The collectives' backend: Gloo, whatever the device (Gloo reduces CUDA tensors too).
+    /// The collectives' backends a training here would use: `nccl+gloo` (NCCL for CUDA
+    /// tensors) when this build has NCCL and LibTorch sees a GPU, else `gloo`.
     pub backend: &'static str,
     /// Why the launch variables cannot be used, if they cannot.
     pub error: Option<String>,
@@ -35,7 +36,8 @@ impl DistributedReport {
             Ok(Some(launch)) => (Some(launch), None),
             Err(error) => (None, Some(error.to_string())),
         };
-        Some(Self { launch, backend: "gloo", error })
+        let nccl = crate::dist::ProcessGroup::nccl_built() && tch::Cuda::device_count() > 0;
+        Some(Self { launch, backend: if nccl { "nccl+gloo" } else { "gloo" }, error })
     }
 }
 

@@ -81,7 +81,7 @@ fn two_ranks_of_eight_images_step_as_one_process_of_sixteen_with_sync_bn() {
                         agent_store: false,
                         restart_count: 0,
                     };
-                    let group = Arc::new(ProcessGroup::connect(&launch, Duration::from_secs(60)).unwrap());
+                    let group = Arc::new(ProcessGroup::connect(&launch, Duration::from_secs(60), None).unwrap());
                     let options = OpenOptions {
                         image_size: SIDE,
                         settings: settings(),

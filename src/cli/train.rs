@@ -273,8 +273,8 @@ fn train(
     let Opened { mut learner, data, device, .. } = match launch {
         None => open_learner(workspace, &options, emit, cancel)?,
         Some(launch) => {
-            let group = train_rank::join(launch, args)?;
-            let options = train_rank::rank_options(launch, options);
+            let (options, group) = train_rank::join(launch, args, options)?;
+            emit.info(format!("{} processes train together, collectives on {}", group.size(), group.backend()));
             train_rank::open(workspace, &options, group, args, emit, cancel)?
         }
     };

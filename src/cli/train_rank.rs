@@ -11,19 +11,26 @@ use super::train::TrainArgs;
 use crate::dist::{Launch, ProcessGroup};
 use crate::event::Event;
 use crate::job::{CancelToken, is_cancelled};
+use crate::learn::device::DeviceChoice;
 use crate::learn::distributed::{Distributed, open_rank};
 use crate::learn::open::{OpenOptions, Opened};
 use crate::workspace::Workspace;
 
-/// The process group of this launch, joined by every rank before any training work.
-pub(super) fn join(launch: &Launch, args: &TrainArgs) -> Result<Arc<ProcessGroup>> {
-    Ok(Arc::new(ProcessGroup::connect(launch, Duration::from_secs(args.dist_timeout))?))
-}
-
-/// What this rank opens its learner with: the GPU of its local rank, when it trains on GPUs.
-pub(super) fn rank_options(launch: &Launch, mut options: OpenOptions) -> OpenOptions {
+/// What this rank opens its learner with (the GPU of its local rank, when it trains on GPUs),
+/// and the process group of this launch, joined by every rank before any training work: NCCL
+/// beside Gloo when it trains on a GPU and this build has NCCL.
+pub(super) fn join(
+    launch: &Launch,
+    args: &TrainArgs,
+    mut options: OpenOptions,
+) -> Result<(OpenOptions, Arc<ProcessGroup>)> {
     options.device = options.device.for_local_rank(launch.local_rank);
-    options
+    let cuda = match options.device {
+        DeviceChoice::Cuda(index) => Some(index),
+        DeviceChoice::Auto | DeviceChoice::Cpu => None,
+    };
+    let group = ProcessGroup::connect(launch, Duration::from_secs(args.dist_timeout), cuda)?;
+    Ok((options, Arc::new(group)))
 }
 
 /// This rank's learner, opened through the group: rank 0's, everywhere.
@@ -44,8 +51,7 @@ pub(super) fn run(workspace: &Workspace, args: &TrainArgs, launch: &Launch) -> R
     // torchrun passes its Ctrl-C on to every rank; rank 0 says what happens.
     let stop = cancel.clone();
     let _ = ctrlc::set_handler(move || stop.cancel());
-    let group = join(launch, args)?;
-    let options = rank_options(launch, super::train::open_options(args));
+    let (options, group) = join(launch, args, super::train::open_options(args))?;
     let silent = |_: Event| {};
     let Opened { mut learner, data, .. } = open(workspace, &options, group, args, &silent, &cancel)?;
     match learner.fit_one_cycle(&data, args.epochs, args.max_lr, &silent, &cancel) {

@@ -1,6 +1,7 @@
 // LibTorch's own distributed runtime (c10d), which the tch crate does not bind: a TCPStore for
-// the rendezvous torchrun sets up, and a Gloo process group for the collectives, the same
-// classes PyTorch's `init_process_group` builds. Tensors cross as tch's handles (`at::Tensor*`);
+// the rendezvous torchrun sets up, a Gloo process group for the collectives, and for CUDA tensors
+// an NCCL one where this build has it (nccl.cpp): the classes PyTorch's `init_process_group`
+// builds ("cpu:gloo,cuda:nccl"). Tensors cross as tch's handles (`at::Tensor*`);
 // a failure returns its message (free it with mednist_free_error, in kernels.cpp), so no C++
 // exception crosses into Rust.
 
@@ -19,9 +20,19 @@ using tensor = at::Tensor *;
 
 struct mednist_group {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::Backend> backend;
+  c10::intrusive_ptr<c10d::Backend> gloo;
+  // For CUDA tensors, when the group was made for a GPU and NCCL is built in.
+  c10::intrusive_ptr<c10d::Backend> nccl;
   int size;
+
+  c10d::Backend &for_tensor(const at::Tensor &tensor) {
+    return tensor.is_cuda() && nccl ? *nccl : *gloo;
+  }
 };
+
+c10::intrusive_ptr<c10d::Backend> mednist_make_nccl(const c10::intrusive_ptr<c10d::Store> &store,
+                                                    int rank, int size,
+                                                    std::chrono::milliseconds timeout, int device);
 
 namespace {
 
@@ -48,10 +59,12 @@ std::shared_ptr<gloo::transport::Device> gloo_device() {
 extern "C" {
 
 // Joins the store at host:port (hosting it when `host_store`, as rank 0 does without torchrun's
-// agent) under `prefix`, then the Gloo group of `size` processes as `rank`. Every store wait and
-// collective fails after `timeout_ms`.
+// agent) under `prefix`, then the Gloo group of `size` processes as `rank`, and an NCCL group on
+// CUDA device `nccl_device` unless it is negative. Every store wait and collective fails after
+// `timeout_ms`.
 char *mednist_dist_connect(const char *host, int port, int rank, int size, int host_store,
-                           const char *prefix, int64_t timeout_ms, mednist_group **group) {
+                           const char *prefix, int64_t timeout_ms, int nccl_device,
+                           mednist_group **group) {
   try {
     const std::chrono::milliseconds timeout(timeout_ms);
     c10d::TCPStoreOptions options;
@@ -63,11 +76,17 @@ char *mednist_dist_connect(const char *host, int port, int rank, int size, int h
     options.timeout = timeout;
     auto tcp = c10::make_intrusive<c10d::TCPStore>(host, options);
     c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::PrefixStore>(prefix, tcp);
-    auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
-    gloo->devices.push_back(gloo_device());
-    gloo->threads = 2;
-    auto backend = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, gloo);
-    *group = new mednist_group{store, backend, size};
+    auto options_gloo = c10d::ProcessGroupGloo::Options::create(timeout);
+    options_gloo->devices.push_back(gloo_device());
+    options_gloo->threads = 2;
+    auto gloo_store = c10::make_intrusive<c10d::PrefixStore>("gloo/", store);
+    auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(gloo_store, rank, size, options_gloo);
+    c10::intrusive_ptr<c10d::Backend> nccl;
+    if (nccl_device >= 0) {
+      auto nccl_store = c10::make_intrusive<c10d::PrefixStore>("nccl/", store);
+      nccl = mednist_make_nccl(nccl_store, rank, size, timeout, nccl_device);
+    }
+    *group = new mednist_group{store, gloo, nccl, size};
     return nullptr;
   } catch (const std::exception &error) {
     return error_message(error);
@@ -126,7 +145,7 @@ char *mednist_dist_allreduce(mednist_group *group, const tensor *tensors, int64_
       }
       auto flat = at::cat(flat_members);
       std::vector<at::Tensor> operands{flat};
-      auto work = group->backend->allreduce(operands, options);
+      auto work = group->for_tensor(flat).allreduce(operands, options);
       buckets.push_back(Bucket{std::move(members), flat, work});
     };
     std::vector<at::Tensor> pending;
@@ -171,7 +190,7 @@ char *mednist_dist_broadcast(mednist_group *group, tensor target, int root) {
     c10d::BroadcastOptions options;
     options.rootRank = root;
     std::vector<at::Tensor> operands{*target};
-    group->backend->broadcast(operands, options)->wait();
+    group->for_tensor(*target).broadcast(operands, options)->wait();
     return nullptr;
   } catch (const std::exception &error) {
     return error_message(error);

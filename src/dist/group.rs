@@ -27,8 +27,10 @@ unsafe extern "C" {
         host_store: i32,
         prefix: *const c_char,
         timeout_ms: i64,
+        nccl_device: i32,
         group: *mut *mut RawGroup,
     ) -> *mut c_char;
+    fn mednist_dist_nccl_built() -> i32;
     fn mednist_dist_free(group: *mut RawGroup);
     fn mednist_dist_store_set(group: *mut RawGroup, key: *const c_char, data: *const u8, length: i64) -> *mut c_char;
     fn mednist_dist_store_get(
@@ -70,6 +72,8 @@ pub struct ProcessGroup {
     raw: *mut RawGroup,
     rank: usize,
     size: usize,
+    /// Whether CUDA tensors go through NCCL (else everything goes through Gloo).
+    nccl: bool,
     timeout: Duration,
     peers: Vec<Peer>,
     /// A collective that failed where no error could be returned (inside a backward pass): the
@@ -84,9 +88,12 @@ unsafe impl Sync for ProcessGroup {}
 
 impl ProcessGroup {
     /// Joins the group `launch` describes: the rendezvous store (hosted by rank 0 unless
-    /// torchrun's agent hosts it) and Gloo. Every rank must call it; it returns once all have.
-    /// A store wait or collective that has not completed within `timeout` fails.
-    pub fn connect(launch: &Launch, timeout: Duration) -> Result<Self> {
+    /// torchrun's agent hosts it), Gloo, and for a process that trains on CUDA device
+    /// `cuda_device` NCCL when this build has it ([`ProcessGroup::nccl_built`]). Every rank must
+    /// call it; it returns once all have. A store wait or collective that has not completed
+    /// within `timeout` fails.
+    pub fn connect(launch: &Launch, timeout: Duration, cuda_device: Option<usize>) -> Result<Self> {
+        let nccl = cuda_device.filter(|_| Self::nccl_built());
         let host = CString::new(launch.master_addr.as_str())?;
         let prefix = CString::new(launch.store_prefix())?;
         let mut raw = std::ptr::null_mut();
@@ -99,6 +106,7 @@ impl ProcessGroup {
                 i32::from(launch.is_root() && !launch.agent_store),
                 prefix.as_ptr(),
                 timeout.as_millis() as i64,
+                nccl.map_or(-1, |device| device as i32),
                 &mut raw,
             )
         };
@@ -116,6 +124,7 @@ impl ProcessGroup {
             raw,
             rank: launch.rank,
             size: launch.world_size,
+            nccl: nccl.is_some(),
             timeout,
             peers: Vec::new(),
             failure: Mutex::new(None),
@@ -126,6 +135,16 @@ impl ProcessGroup {
 
     pub fn rank(&self) -> usize {
         self.rank
+    }
+
+    /// Whether this build can make NCCL groups (it found the CUDA and NCCL headers).
+    pub fn nccl_built() -> bool {
+        unsafe { mednist_dist_nccl_built() != 0 }
+    }
+
+    /// The collectives' backends: `gloo`, or `nccl+gloo` (NCCL for CUDA tensors).
+    pub fn backend(&self) -> &'static str {
+        if self.nccl { "nccl+gloo" } else { "gloo" }
     }
 
     pub fn size(&self) -> usize {

@@ -33,13 +33,16 @@ pub struct Distributed {
     sync_bn: bool,
     /// This rank's request to stop (its Ctrl-C): sent with the next step's gradients.
     request: CancelToken,
-    /// Some rank asked to stop at the last step: every rank stops before the next batch.
+    /// The group's stop flag of the last step, still on the device: read at the next step, once
+    /// that step's all-reduce is queued, so that no step waits for the device to read it.
+    pending_stop: Option<tch::Tensor>,
+    /// Some rank asked to stop: every rank stops before the next batch.
     agreed_stop: bool,
 }
 
 impl Distributed {
     pub fn new(group: Arc<ProcessGroup>, sync_bn: bool, request: CancelToken) -> Self {
-        Self { group, sync_bn, request, agreed_stop: false }
+        Self { group, sync_bn, request, pending_stop: None, agreed_stop: false }
     }
 
     pub fn rank(&self) -> usize {
@@ -72,7 +75,7 @@ impl Distributed {
 
     /// Averages the step's gradients over the ranks, in place, bucket by bucket; the step's loss
     /// and this rank's stop request travel with them, so every rank reads the group's mean loss
-    /// and every rank learns of a stop at the same step.
+    /// and every rank learns of a stop at the same step (read one step late, like the losses).
     pub(super) fn average(
         &mut self,
         model: &Classifier,
@@ -90,8 +93,9 @@ impl Distributed {
         tensors.push(extras.shallow_clone());
         self.group.all_reduce(&tensors, Reduce::Mean, BUCKET_BYTES, "the gradient all-reduce")?;
         loss.replace(&extras.narrow(0, 0, 1));
-        // On Gloo the all-reduce has waited for the step already: reading the flag costs nothing.
-        self.agreed_stop = extras.double_value(&[1]) > 0.0;
+        if let Some(flag) = self.pending_stop.replace(extras.narrow(0, 1, 1)) {
+            self.agreed_stop = flag.double_value(&[0]) > 0.0;
+        }
         Ok(())
     }
 
