@@ -28,13 +28,13 @@ use mednist::learn::pretrained::Pretrained;
 use mednist::model::Arch;
 use mednist::render::theme::Theme;
 use mednist::runs::event_log::{self, EventLog};
-use mednist::runs::{RunRecord, RunStatus, Runs};
+use mednist::runs::{RunRecord, RunStatus, RunSummary, Runs};
 use mednist::system::{Cuda, LibTorch, SystemReport};
 use mednist::tui::app::{Action, AfterExit, App, Overlay};
 use mednist::tui::attach;
 use mednist::tui::jobs::{
     ClassesInfo, Continuation, InterpretInfo, JobMessage, JobRequest, LearnerInfo, Outcome, Output, PredictInfo,
-    PreviewInfo, PreviewView, SavedLearner, SetupInfo, SplitInfo,
+    PreviewInfo, PreviewView, RunsListing, SavedLearner, SetupInfo, SplitInfo,
 };
 use mednist::tui::keys;
 use mednist::tui::lesson;
@@ -365,6 +365,184 @@ fn train_pane_wide_puts_table_and_chart_side_by_side() {
     messages.push(finished(PaneId::Train, Outcome::Cancelled));
     run(&mut app, PaneId::Train, messages);
     insta::assert_snapshot!(screen(&mut app, 140, 30).backend());
+}
+
+/// A finished (or failed) run of `arch` with one epoch per valid_loss.
+fn made_up_run(name: &str, arch: &str, status: RunStatus, valid_losses: &[f64]) -> RunSummary {
+    let rows: Vec<EpochRow> = valid_losses
+        .iter()
+        .enumerate()
+        .map(|(epoch, loss)| match epoch_row(epoch, *loss) {
+            Event::Epoch(row) => row,
+            _ => unreachable!("epoch_row makes rows"),
+        })
+        .collect();
+    let mut record = RunRecord { arch: Some(arch.into()), ..RunRecord::starting(name, serde_json::Value::Null) };
+    record.end(status, None);
+    let best = rows.iter().min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss)).cloned();
+    RunSummary { record, rows, best }
+}
+
+/// Three runs, oldest first; `unfrozen`, the latest, is the current one.
+fn made_up_runs() -> RunsListing {
+    RunsListing {
+        runs: vec![
+            made_up_run("baseline", "resnet18", RunStatus::Finished, &[0.9, 0.6, 0.4]),
+            made_up_run("lr-high", "resnet34", RunStatus::Failed, &[0.7, 0.9]),
+            made_up_run("unfrozen", "resnet34", RunStatus::Finished, &[0.5, 0.3, 0.2, 0.1]),
+        ],
+        current: Some("unfrozen".into()),
+    }
+}
+
+/// The Train pane's runs view, opened with `r` and fed `listing` as if read in the background.
+fn runs_view(listing: RunsListing) -> App {
+    let mut app = app();
+    press(&mut app, "7");
+    assert!(matches!(press(&mut app, "r"), Some(Action::ReadRuns)), "opening the view reads the runs");
+    assert!(text(&screen(&mut app, 80, 24)).contains("reading the runs…"));
+    app.apply(output(PaneId::Train, Output::Runs(Ok(listing))), Instant::now());
+    app
+}
+
+#[test]
+fn train_pane_runs_view() {
+    let mut app = runs_view(made_up_runs());
+    insta::assert_snapshot!(screen(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn the_runs_view_lists_the_runs_and_overlays_the_compared_ones_curves() {
+    let mut app = runs_view(made_up_runs());
+    let terminal = screen(&mut app, 130, 40);
+    let shown = text(&terminal);
+    // Listed as `mednist runs` lists them: the current one starred, the best epoch's figures.
+    for cells in [
+        ["baseline ", "finished", "resnet18", "3", "2", "0.400000", "0.040000"],
+        ["lr-high ", "failed", "resnet34", "2", "0", "0.700000", "0.070000"],
+        ["unfrozen*", "finished", "resnet34", "4", "3", "0.100000", "0.010000"],
+    ] {
+        let listed = format!("] {}", cells[0]);
+        let line = shown.lines().find(|line| line.contains(&listed)).unwrap_or_else(|| panic!("{shown}"));
+        let mut rest = line;
+        for cell in cells {
+            let at = rest.find(cell).unwrap_or_else(|| panic!("{cell} missing in order: {line}"));
+            rest = &rest[at + cell.len()..];
+        }
+    }
+    // The current run and the latest other one are compared at first, each with its marker.
+    assert!(shown.contains("!mednist runs compare lr-high unfrozen"), "{shown}");
+    assert!(shown.contains("3 run(s), 2 compared"), "{shown}");
+    for legend in ["⣿ lr-high", "• unfrozen"] {
+        assert_eq!(shown.matches(legend).count(), 2, "both charts name {legend}:\n{shown}");
+    }
+    assert!(!shown.contains("⣿ baseline") && !shown.contains("• baseline"), "{shown}");
+    assert!(shown.contains("valid_loss") && shown.contains("error_rate") && shown.contains("epoch"), "{shown}");
+    let braille = |cell: &&ratatui::buffer::Cell| cell.symbol().chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c));
+    let theme = Theme::built_in("dark").unwrap();
+    let lr_high_curve = terminal.backend().buffer().content.iter().filter(braille);
+    assert!(
+        lr_high_curve.filter(|cell| Some(cell.fg) == theme.series(0).fg).count() > 10,
+        "lr-high's curve is drawn in its colour"
+    );
+    assert!(!shown.contains("⣿ valid_loss"), "no room for the epochs beside the charts and the lesson");
+    // Without the lesson's note there is: unfrozen's 4th epoch, which lr-high does not have.
+    press(&mut app, "l");
+    let shown = text(&screen(&mut app, 130, 40));
+    assert!(shown.contains("epoch ⣿ valid_loss ⣿ error_rate • valid_loss • error_rate"), "{shown}");
+    let epoch_3 = shown.lines().find(|line| line.contains(" 3     -            -            0.100000     0.010000"));
+    assert!(epoch_3.is_some(), "{shown}");
+    for legend in ["⣿ lr-high", "• unfrozen"] {
+        assert_eq!(shown.matches(legend).count(), 2, "both charts name {legend}:\n{shown}");
+    }
+    // The footer names the view's keys; the settings are not shown (↑ ↓ pick runs here).
+    let footer = shown.lines().last().unwrap_or_default();
+    assert!(footer.contains("Space compare") && footer.contains("r runs/live"), "{footer}");
+    assert!(!shown.contains("max_lr") && !footer.contains("settings"), "{shown}");
+
+    // r goes back to the live training, its settings and its keys.
+    press(&mut app, "r");
+    let live = text(&screen(&mut app, 130, 40));
+    assert!(live.contains("max_lr") && live.contains("learn.fit_one_cycle(3, 1e-3)"), "{live}");
+    assert!(!live.contains("unfrozen"), "{live}");
+}
+
+#[test]
+fn space_puts_the_picked_run_in_or_out_of_the_comparison() {
+    let mut app = runs_view(made_up_runs());
+    let code = |app: &mut App| {
+        let shown = text(&screen(app, 130, 40));
+        let line = shown.lines().find(|line| line.contains("In [")).unwrap_or_default().to_string();
+        line[line.find("!mednist").expect("the command")..].split("  ").next().unwrap().trim().to_string()
+    };
+    // The pick starts on the first run: Space compares baseline too.
+    press(&mut app, " ");
+    assert_eq!(code(&mut app), "!mednist runs compare baseline lr-high unfrozen");
+    assert!(text(&screen(&mut app, 130, 40)).contains("⣿ baseline"), "the oldest takes the first marker");
+    // ↓ to lr-high and out of the comparison; ↓ past the end stays on the last run.
+    app.handle_key(key(KeyCode::Down));
+    press(&mut app, " ");
+    assert_eq!(code(&mut app), "!mednist runs compare baseline unfrozen");
+    for _ in 0..5 {
+        app.handle_key(key(KeyCode::Down));
+    }
+    press(&mut app, " ");
+    assert_eq!(code(&mut app), "!mednist runs compare baseline");
+    let shown = text(&screen(&mut app, 130, 40));
+    assert!(!shown.contains("• unfrozen") && !shown.contains("⣿ unfrozen"), "{shown}");
+    app.handle_key(key(KeyCode::Up));
+    app.handle_key(key(KeyCode::Up));
+    press(&mut app, " ");
+    assert_eq!(code(&mut app), "!mednist runs", "none compared");
+    assert!(text(&screen(&mut app, 130, 40)).contains("Space on a run compares its curves"));
+    press(&mut app, " ");
+
+    // Opened again, the runs are read again and what was compared stays so.
+    press(&mut app, "r");
+    assert!(matches!(press(&mut app, "r"), Some(Action::ReadRuns)));
+    app.apply(output(PaneId::Train, Output::Runs(Ok(made_up_runs()))), Instant::now());
+    assert_eq!(code(&mut app), "!mednist runs compare baseline");
+    // The arrows picked runs, not settings; Enter still trains.
+    press(&mut app, "r");
+    assert!(matches!(app.handle_key(key(KeyCode::Enter)), Some(Action::Run(JobRequest::Train { epochs: 3, .. }))));
+}
+
+#[test]
+fn the_runs_view_says_when_there_are_no_runs_or_they_cannot_be_read() {
+    let mut app = runs_view(RunsListing { runs: Vec::new(), current: None });
+    assert!(text(&screen(&mut app, 80, 24)).contains("no runs in this workspace yet"));
+    press(&mut app, " ");
+    assert!(app.notice().is_some_and(|notice| notice.contains("no run to compare yet")), "{:?}", app.notice());
+    app.apply(output(PaneId::Train, Output::Runs(Err("runs/x/run.json is not valid".into()))), Instant::now());
+    assert!(text(&screen(&mut app, 80, 24)).contains("cannot read the runs: runs/x/run.json is not valid"));
+}
+
+#[test]
+fn the_runs_are_read_from_the_workspace_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = Runs::open(&Workspace::at(dir.path()), &|_| {}).unwrap();
+    for (name, losses) in [("first", [0.8, 0.4]), ("second", [0.6, 0.3])] {
+        runs.create(Some(name)).unwrap();
+        let mut record = RunRecord::starting(name, serde_json::Value::Null);
+        record.end(RunStatus::Finished, None);
+        runs.write_record(&record).unwrap();
+        let rows = losses.iter().enumerate().map(|(epoch, loss)| epoch_row(epoch, *loss));
+        event_log::write_all(&runs.run_dir(name).join(event_log::EVENTS_FILE), rows).unwrap();
+        runs.set_current(name).unwrap();
+    }
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    mednist::tui::jobs::runs::read_in_background(runs, sender).unwrap();
+    let messages = receive_until(&mut receiver, |message| matches!(message, JobMessage::Output { .. }));
+    let Some(JobMessage::Output { pane: PaneId::Train, output: Output::Runs(Ok(listing)) }) = messages.last() else {
+        panic!("{messages:?}")
+    };
+    let names: Vec<&str> = listing.runs.iter().map(|run| run.record.name.as_str()).collect();
+    assert_eq!(names, ["first", "second"]);
+    assert_eq!(listing.current.as_deref(), Some("second"));
+    assert_eq!(listing.runs[1].best.as_ref().map(|row| row.valid_loss), Some(0.3));
+    let mut app = runs_view(listing.clone());
+    let shown = text(&screen(&mut app, 130, 40));
+    assert!(shown.contains("!mednist runs compare first second") && shown.contains("0.300000"), "{shown}");
 }
 
 /// A 64x64 Grad-CAM map, hottest around a point that depends on `seed`.
@@ -734,7 +912,7 @@ fn help_overlay_lists_every_key() {
     assert_eq!(app.overlay(), Some(Overlay::Help));
     let terminal = screen(&mut app, 80, 24);
     let shown = text(&terminal);
-    let pane_keys = PaneId::ALL.iter().flat_map(|id| app.panes.get(*id).keys().iter());
+    let pane_keys = PaneId::ALL.iter().flat_map(|id| app.panes.get(*id).help_keys().iter());
     for key in keys::APP.iter().chain(keys::FORM).chain(keys::EDITING).chain(pane_keys) {
         assert!(
             shown.contains(key.label) && shown.contains(key.help),
@@ -742,6 +920,11 @@ fn help_overlay_lists_every_key() {
             key.label,
             key.help
         );
+    }
+    // Train's runs view has keys of its own, listed whichever view is shown.
+    for row in [" r            Train: the live training", " ↑  ↓         Train: in the runs", " Space        Train"]
+    {
+        assert!(shown.contains(row), "{row} missing:\n{shown}");
     }
     insta::assert_snapshot!(terminal.backend());
     app.handle_key(key(KeyCode::Esc));

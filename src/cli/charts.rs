@@ -1,15 +1,14 @@
 //! Charts printed as text: a ratatui widget rendered into an off-screen buffer and read back
-//! cell by cell (braille, no colours), for terminals and logs alike. The ROC and reliability
-//! charts are the Interpret pane's widgets ([`crate::render::charts`]), drawn in monochrome.
+//! cell by cell (braille, no colours), for terminals and logs alike. The charts are the
+//! panes' widgets ([`crate::render::charts`]), drawn in monochrome.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::symbols::Marker;
-use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition, Paragraph, Widget};
+use ratatui::widgets::{Paragraph, Widget};
 
 use crate::learn::clinical::ClinicalMetrics;
 use crate::learn::evaluate::Calibration;
-use crate::render::charts::{ReliabilityChart, RocChart};
+use crate::render::charts::{ReliabilityChart, RocChart, RunCurves};
 use crate::render::theme::Theme;
 
 /// What `draw` paints on a `width` x `height` buffer, as lines of text without trailing blanks.
@@ -23,47 +22,10 @@ pub fn text_of((width, height): (u16, u16), draw: impl FnOnce(Rect, &mut Buffer)
         .join("\n")
 }
 
-/// Curves of several series over the same axes (runs compared by epoch), each with its own
-/// marker, named in the legend by it, since text has no colours.
-pub fn curves_text(title: &str, series: &[(String, Vec<(f64, f64)>)], size: (u16, u16)) -> String {
-    const MARKERS: [(Marker, &str); 4] =
-        [(Marker::Braille, "⣿"), (Marker::Dot, "•"), (Marker::Block, "█"), (Marker::HalfBlock, "▀")];
-    let points = || series.iter().flat_map(|(_, points)| points.iter()).filter(|(_, y)| y.is_finite());
-    let (first, last) = points().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (x, _)| (lo.min(*x), hi.max(*x)));
-    let x = if first < last {
-        [first, last]
-    } else if first.is_finite() {
-        [first - 0.5, first + 0.5]
-    } else {
-        [0.0, 1.0]
-    };
-    // Losses and error rates are never negative: from 0, curves compare by height.
-    let highest = points().map(|(_, y)| *y).fold(0.0, f64::max);
-    let y = [0.0, if highest > 0.0 { highest } else { 1.0 }];
-    let names: Vec<String> = series
-        .iter()
-        .enumerate()
-        .map(|(index, (name, _))| format!("{} {name}", MARKERS[index % MARKERS.len()].1))
-        .collect();
-    let datasets = series
-        .iter()
-        .zip(&names)
-        .enumerate()
-        .map(|(index, ((_, points), name))| {
-            Dataset::default()
-                .name(name.as_str())
-                .marker(MARKERS[index % MARKERS.len()].0)
-                .graph_type(GraphType::Line)
-                .data(points)
-        })
-        .collect();
-    let label = |value: f64| format!("{value:.3}");
-    let chart = Chart::new(datasets)
-        .x_axis(Axis::default().title("epoch").bounds(x).labels([format!("{}", x[0]), format!("{}", x[1])]))
-        .y_axis(Axis::default().title(title).bounds(y).labels([label(y[0]), label(y[1])]))
-        .legend_position(Some(LegendPosition::TopRight))
-        .hidden_legend_constraints((Constraint::Ratio(1, 1), Constraint::Ratio(1, 1)));
-    text_of(size, |area, buffer| chart.render(area, buffer))
+/// Runs' curves of `metric` over the same axes, told apart by their markers.
+pub fn curves_text(metric: &str, series: &[(String, Vec<(f64, f64)>)], size: (u16, u16)) -> String {
+    let chart = RunCurves::new(metric, series);
+    text_of(size, |area, buffer| chart.widget(&Theme::monochrome()).render(area, buffer))
 }
 
 /// Every class's ROC curve, two charts a row, each under a line with its AUC.

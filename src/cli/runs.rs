@@ -1,12 +1,11 @@
 //! `mednist runs`: the workspace's training runs, one line each; `runs rm NAME`; and
 //! `runs compare A B ...`: their tables side by side and their curves overlaid.
 
-use std::collections::BTreeSet;
-
 use anyhow::{Result, anyhow};
 
 use crate::cli::progress::StderrProgress;
 use crate::cli::table::Table;
+use crate::render::runs::{COMPARED, LISTING_HEADERS, SideBySide, curves, listing_cells};
 use crate::runs::{RunStatus, RunSummary, Runs, RunsError, clock};
 use crate::workspace::Workspace;
 
@@ -37,7 +36,7 @@ pub fn run(workspace: &Workspace, args: &RunsArgs, json: bool) -> Result<()> {
 }
 
 fn list(runs: &Runs, json: bool) -> Result<()> {
-    let summaries = runs.names()?.iter().map(|name| runs.summary(name)).collect::<Result<Vec<_>>>()?;
+    let summaries = runs.summaries()?;
     if json {
         return super::print_json(&serde_json::json!({ "current": runs.current(), "runs": summaries }));
     }
@@ -46,23 +45,11 @@ fn list(runs: &Runs, json: bool) -> Result<()> {
         return Ok(());
     }
     let current = runs.current();
-    let mut table =
-        Table::new(["run", "status", "arch", "epochs", "best", "valid_loss", "error_rate", "started", "time"]);
+    let mut table = Table::new(LISTING_HEADERS.into_iter().chain(["started", "time"]));
     for summary in &summaries {
         let record = &summary.record;
-        let best = summary.best.as_ref();
-        let marked = if current.as_deref() == Some(record.name.as_str()) { "*" } else { "" };
-        table.row([
-            format!("{}{marked}", record.name),
-            record.status.to_string(),
-            record.arch.clone().unwrap_or_else(|| "-".into()),
-            summary.rows.len().to_string(),
-            best.map_or("-".into(), |row| row.epoch.to_string()),
-            best.map_or("-".into(), |row| format!("{:.6}", row.valid_loss)),
-            best.map_or("-".into(), |row| format!("{:.6}", row.error_rate)),
-            record.started_at.clone(),
-            clock::duration(record.seconds()),
-        ]);
+        let timing = [record.started_at.clone(), clock::duration(record.seconds())];
+        table.row(listing_cells(summary, current.as_deref()).into_iter().chain(timing));
     }
     print!("{}", table.render());
     println!("* the current run, which `mednist train` continues");
@@ -94,35 +81,15 @@ fn compare(runs: &Runs, names: &[String], json: bool) -> Result<()> {
     if json {
         return super::print_json(&serde_json::json!({ "runs": summaries }));
     }
-    print!("{}", side_by_side(&summaries).render());
-    let curve = |metric: fn(&crate::event::EpochRow) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
-        let points = |summary: &RunSummary| summary.rows.iter().map(|row| (row.epoch as f64, metric(row))).collect();
-        summaries.iter().map(|summary| (summary.record.name.clone(), points(summary))).collect()
-    };
-    for (title, curves) in [("valid_loss", curve(|row| row.valid_loss)), ("error_rate", curve(|row| row.error_rate))] {
-        println!("\n{}", super::charts::curves_text(title, &curves, (76, 14)));
+    let compared: Vec<&RunSummary> = summaries.iter().collect();
+    let side_by_side = SideBySide::new(&compared);
+    let mut table = Table::new(side_by_side.headers);
+    for row in side_by_side.rows {
+        table.row(row);
+    }
+    print!("{}", table.render());
+    for (metric, value) in COMPARED {
+        println!("\n{}", super::charts::curves_text(metric, &curves(&compared, value), (76, 14)));
     }
     Ok(())
-}
-
-/// One row per epoch, and per run its valid_loss and error_rate (`-` where it has none).
-fn side_by_side(summaries: &[RunSummary]) -> Table {
-    let mut headers = vec!["epoch".to_string()];
-    for summary in summaries {
-        headers.push(format!("{} valid_loss", summary.record.name));
-        headers.push(format!("{} error_rate", summary.record.name));
-    }
-    let mut table = Table::new(headers);
-    let epochs: BTreeSet<usize> = summaries.iter().flat_map(|s| s.rows.iter().map(|row| row.epoch)).collect();
-    for epoch in epochs {
-        let mut cells = vec![epoch.to_string()];
-        for summary in summaries {
-            match summary.rows.iter().rfind(|row| row.epoch == epoch) {
-                Some(row) => cells.extend([format!("{:.6}", row.valid_loss), format!("{:.6}", row.error_rate)]),
-                None => cells.extend(["-".to_string(), "-".to_string()]),
-            }
-        }
-        table.row(cells);
-    }
-    table
 }

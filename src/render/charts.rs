@@ -1,6 +1,6 @@
-//! Charts as ratatui widgets: ROC curves, the reliability diagram and the LR finder's curve.
-//! The panes draw them in the theme's colours; `mednist interpret` and `lr-find` render the
-//! same widgets into text (monochrome).
+//! Charts as ratatui widgets: ROC curves, the reliability diagram, the LR finder's curve and
+//! runs' curves compared. The panes draw them in the theme's colours; `mednist interpret`,
+//! `lr-find` and `runs compare` render the same widgets into text (monochrome).
 
 use ratatui::layout::Constraint;
 use ratatui::symbols::Marker;
@@ -108,10 +108,17 @@ fn points(bins: &[ReliabilityBin]) -> Vec<(f64, f64)> {
 
 /// A chart over [0, 1] x [0, 1].
 fn unit_chart<'a>(datasets: Vec<Dataset<'a>>, x: &'a str, y: &'a str, theme: &Theme) -> Chart<'a> {
-    let axis = |title: &'a str| {
-        Axis::default().title(Line::styled(title, theme.dim())).bounds([0.0, 1.0]).labels(["0", "1"]).style(theme.dim())
-    };
-    Chart::new(datasets).style(theme.base()).x_axis(axis(x)).y_axis(axis(y)).legend_position(None)
+    let unit = |title: &'a str| axis(title, [0.0, 1.0], ["0".to_string(), "1".to_string()], theme);
+    Chart::new(datasets).style(theme.base()).x_axis(unit(x)).y_axis(unit(y)).legend_position(None)
+}
+
+/// An axis over `bounds` with its title and `labels`, in the theme's quiet colour.
+pub fn axis<'a>(title: &'a str, bounds: [f64; 2], labels: impl IntoIterator<Item = String>, theme: &Theme) -> Axis<'a> {
+    Axis::default()
+        .title(Line::styled(title, theme.dim()))
+        .bounds(bounds)
+        .labels(labels.into_iter().map(Line::from))
+        .style(theme.dim())
 }
 
 /// The learning-rate finder's curve as a chart: smoothed loss against log10(lr), fastai's
@@ -162,19 +169,76 @@ impl LrChart {
             .style(theme.base())
             .legend_position(Some(LegendPosition::Top))
             .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
-            .x_axis(
-                Axis::default()
-                    .title(Line::styled("learning rate (log)", theme.dim()))
-                    .bounds(self.x_bounds)
-                    .labels(x_labels)
-                    .style(theme.dim()),
-            )
-            .y_axis(
-                Axis::default()
-                    .title(Line::styled("loss", theme.dim()))
-                    .bounds(self.y_bounds)
-                    .labels([format!("{bottom:.2}"), format!("{top:.2}")])
-                    .style(theme.dim()),
-            )
+            .x_axis(axis("learning rate (log)", self.x_bounds, x_labels, theme))
+            .y_axis(axis("loss", self.y_bounds, [format!("{bottom:.2}"), format!("{top:.2}")], theme))
+    }
+}
+
+/// Several runs' curves of one metric by epoch over the same axes, each run with its own
+/// marker and colour, named in the legend after its marker (text has no colours). The Train
+/// pane's runs view and `mednist runs compare` draw the same one.
+pub struct RunCurves {
+    metric: String,
+    /// "⣿ name": the legend's entry of each run.
+    names: Vec<String>,
+    series: Vec<Vec<(f64, f64)>>,
+    x_bounds: [f64; 2],
+    y_bounds: [f64; 2],
+}
+
+impl RunCurves {
+    /// The markers runs take in turn; the symbol each draws, for the legend.
+    pub const MARKERS: [(Marker, &str); 4] =
+        [(Marker::Braille, "⣿"), (Marker::Dot, "•"), (Marker::Block, "█"), (Marker::HalfBlock, "▀")];
+
+    /// `series` holds each run's name and its (epoch, value) points of `metric`.
+    pub fn new(metric: &str, series: &[(String, Vec<(f64, f64)>)]) -> Self {
+        let points = || series.iter().flat_map(|(_, points)| points.iter()).filter(|(_, y)| y.is_finite());
+        let (first, last) =
+            points().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (x, _)| (lo.min(*x), hi.max(*x)));
+        let x_bounds = if first < last {
+            [first, last]
+        } else if first.is_finite() {
+            [first - 0.5, first + 0.5]
+        } else {
+            [0.0, 1.0]
+        };
+        // Losses and error rates are never negative: from 0, curves compare by height.
+        let highest = points().map(|(_, y)| *y).fold(0.0, f64::max);
+        let y_bounds = [0.0, if highest > 0.0 { highest } else { 1.0 }];
+        let names =
+            series.iter().enumerate().map(|(index, (name, _))| format!("{} {name}", Self::symbol(index))).collect();
+        let series = series.iter().map(|(_, points)| points.clone()).collect();
+        Self { metric: metric.to_string(), names, series, x_bounds, y_bounds }
+    }
+
+    /// The symbol run `index` is drawn with.
+    pub fn symbol(index: usize) -> &'static str {
+        Self::MARKERS[index % Self::MARKERS.len()].1
+    }
+
+    pub fn widget(&self, theme: &Theme) -> Chart<'_> {
+        let datasets = self
+            .series
+            .iter()
+            .zip(&self.names)
+            .enumerate()
+            .map(|(index, (points, name))| {
+                Dataset::default()
+                    .name(name.as_str())
+                    .marker(Self::MARKERS[index % Self::MARKERS.len()].0)
+                    .graph_type(GraphType::Line)
+                    .style(theme.series(index))
+                    .data(points)
+            })
+            .collect();
+        let [first, last] = self.x_bounds;
+        let [bottom, top] = self.y_bounds;
+        Chart::new(datasets)
+            .style(theme.base())
+            .x_axis(axis("epoch", self.x_bounds, [format!("{first}"), format!("{last}")], theme))
+            .y_axis(axis(&self.metric, self.y_bounds, [format!("{bottom:.3}"), format!("{top:.3}")], theme))
+            .legend_position(Some(LegendPosition::TopRight))
+            .hidden_legend_constraints((Constraint::Ratio(1, 1), Constraint::Ratio(1, 1)))
     }
 }

@@ -306,6 +306,11 @@ impl Runs {
         Ok(RunSummary { best: best.cloned(), rows, record })
     }
 
+    /// Every run's summary, oldest first.
+    pub fn summaries(&self) -> Result<Vec<RunSummary>> {
+        self.names()?.iter().map(|name| self.summary(name)).collect()
+    }
+
     /// Deletes a run that is not training. When it was the current one, the latest run left
     /// becomes current.
     pub fn remove(&self, name: &str) -> Result<()> {

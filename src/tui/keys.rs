@@ -36,6 +36,12 @@ pub enum Command {
     NextView,
     ToggleCam,
     UseSuggestedLr,
+    /// Train's live training, or its runs view.
+    ToggleRunsView,
+    // The runs view's list.
+    PreviousRun,
+    NextRun,
+    ToggleRunCompared,
 }
 
 /// One key (or a few keys doing the same) and how the help and the footer name it.
@@ -92,8 +98,8 @@ pub const APP: &[Key] = &[
 pub const FORM: &[Key] = &[
     Key::new(Command::NextField, &[Down, Tab], "↓  Tab", "the next setting").footer("↑↓←→ settings", 5),
     Key::new(Command::PreviousField, &[Up, BackTab], "↑  Shift-Tab", "the setting before"),
-    Key::new(Command::Decrease, &[Left], "←", "the setting's previous value"),
-    Key::new(Command::Increase, &[Right], "→", "the setting's next value"),
+    Key::new(Command::Decrease, &[Left], "←", "change the setting's value"),
+    Key::new(Command::Increase, &[Right], "→", "change the setting's value"),
     Key::new(Command::Edit, &[Char('e')], "e", "type a value (a URL, a path, a learning rate, ...)")
         .footer("e type", 2),
 ];
@@ -142,6 +148,19 @@ pub const LR_FIND: &[Key] =
     &[Key::new(Command::UseSuggestedLr, &[Char('a')], "a", "use the suggested rate as Train's max_lr")
         .footer("a use suggestion", 7)];
 
+const RUNS_VIEW: Key = Key::new(Command::ToggleRunsView, &[Char('r')], "r", "the live training, or the runs compared")
+    .footer("r runs/live", 7);
+/// Train's live view: its settings' keys besides.
+pub const TRAIN: &[Key] = &[RUNS_VIEW];
+/// Train's runs view, which has no settings: ↑ ↓ move over the runs instead.
+pub const TRAIN_RUNS: &[Key] = &[
+    RUNS_VIEW,
+    Key::new(Command::PreviousRun, &[Up], "↑", "in the runs: pick a run").footer("↑↓ pick", 6),
+    Key::new(Command::NextRun, &[Down], "↓", "in the runs: pick a run"),
+    Key::new(Command::ToggleRunCompared, &[Char(' ')], "Space", "in the runs: compare the run, or not")
+        .footer("Space compare", 7),
+];
+
 /// The first of `lists` that has `key`.
 pub fn find(key: &KeyEvent, lists: &[&[Key]]) -> Option<Key> {
     lists.iter().flat_map(|list| list.iter()).find(|candidate| candidate.matches(key)).copied()
@@ -158,6 +177,19 @@ pub fn footer(keys: &[Key], width: usize) -> String {
         hints.remove(last_least);
     }
     joined(&hints)
+}
+
+/// The help's rows for `keys`: a label and what it does; keys in a row that do the same (two
+/// directions of one thing) share a row, their labels joined.
+pub fn help_rows(keys: &[Key]) -> Vec<(String, &'static str)> {
+    let mut rows: Vec<(String, &'static str)> = Vec::new();
+    for key in keys {
+        match rows.last_mut() {
+            Some((label, help)) if *help == key.help => *label = format!("{label}  {}", key.label),
+            _ => rows.push((key.label.to_string(), key.help)),
+        }
+    }
+    rows
 }
 
 #[cfg(test)]
@@ -182,7 +214,17 @@ mod tests {
 
     #[test]
     fn no_key_means_two_things_where_both_lists_apply() {
-        for lists in [[FORM, APP], [PREVIEW, APP], [LEARNER, APP], [INTERPRET, APP], [LR_FIND, APP]] {
+        let pairs = [
+            [FORM, APP],
+            [PREVIEW, APP],
+            [LEARNER, APP],
+            [TRAIN, APP],
+            [TRAIN, FORM],
+            [TRAIN_RUNS, APP],
+            [INTERPRET, APP],
+            [LR_FIND, APP],
+        ];
+        for lists in pairs {
             for (i, a) in lists[0].iter().enumerate() {
                 for b in lists[0][i + 1..].iter().chain(lists[1]) {
                     let shared = a.codes.iter().any(|code| b.codes.contains(code)) && a.control == b.control;
@@ -190,6 +232,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn keys_doing_the_same_share_a_help_row() {
+        let rows = help_rows(TRAIN_RUNS);
+        let labels: Vec<&str> = rows.iter().map(|(label, _)| label.as_str()).collect();
+        assert_eq!(labels, ["r", "↑  ↓", "Space"]);
+        assert_eq!(help_rows(FORM).iter().filter(|(label, _)| label == "←  →").count(), 1);
+        assert_eq!(help_rows(APP).len(), APP.len(), "every app key does its own thing");
     }
 
     #[test]

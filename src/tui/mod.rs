@@ -77,7 +77,7 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<()> {
     let (input_sender, input) = mpsc::unbounded_channel();
     input::spawn_reader(input_sender).context("cannot read the terminal")?;
     let (sender, receiver) = mpsc::unbounded_channel();
-    let others = OtherRuns { runs, messages: sender.clone() };
+    let workspace_runs = WorkspaceRuns { runs, messages: sender.clone() };
     let mut jobs = Jobs::start(workspace.clone(), sender, log.clone())?;
     let mut app = App::new(theme, Picker::halfblocks());
     let (encoded_sender, encoded) = mpsc::unbounded_channel();
@@ -85,7 +85,7 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<()> {
     if let Some(Action::Run(request)) = app.run_step(PaneId::Setup) {
         jobs.submit(request);
     }
-    others.attach_if_any(&mut app, &log);
+    workspace_runs.attach_if_any(&mut app, &log);
     draw(&mut terminal.terminal, &mut app)?;
     log.line(format_args!("first frame after {} ms", started.elapsed().as_millis()));
     // After the first frame, on the alternate screen: the replies arrive with the keys.
@@ -94,7 +94,8 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<()> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the event loop")?;
     let channels = Channels { input, messages: receiver, encoded };
-    let result = runtime.block_on(event_loop(&mut terminal.terminal, app, jobs, channels, &others, query, &log));
+    let result =
+        runtime.block_on(event_loop(&mut terminal.terminal, app, jobs, channels, &workspace_runs, query, &log));
     drop(terminal);
     let result = result.and_then(|after| match after {
         AfterExit::Nothing => Ok(()),
@@ -116,14 +117,22 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<()> {
     result
 }
 
-/// Other processes' trainings in the workspace, shown in the Train pane when there is one.
-struct OtherRuns {
+/// The workspace's runs, read off the UI thread for the Train pane: another process's
+/// training followed when there is one, and the runs compared in its runs view.
+struct WorkspaceRuns {
     runs: Runs,
-    /// The kernel's channel, which the followed events take too.
+    /// The kernel's channel, which what is read takes too.
     messages: mpsc::UnboundedSender<JobMessage>,
 }
 
-impl OtherRuns {
+impl WorkspaceRuns {
+    /// Reads every run for the runs view; they come as the Train pane's output.
+    fn read_all(&self, app: &mut App) {
+        if let Err(error) = jobs::runs::read_in_background(self.runs.clone(), self.messages.clone()) {
+            app.say(format!("cannot read the runs: {error}"));
+        }
+    }
+
     /// Shows the run another process trains, if any; whether there was one.
     fn attach_if_any(&self, app: &mut App, log: &LogFile) -> bool {
         let Some(run) = attach::find(&self.runs) else { return false };
@@ -164,7 +173,7 @@ async fn event_loop(
     mut app: App,
     mut jobs: Jobs,
     mut channels: Channels,
-    others: &OtherRuns,
+    workspace_runs: &WorkspaceRuns,
     mut query: Option<GraphicsQuery>,
     log: &LogFile,
 ) -> Result<AfterExit> {
@@ -186,12 +195,13 @@ async fn event_loop(
                     match app.handle_key(key) {
                         // Another process's training holds the workspace: it is shown instead.
                         Some(Action::Run(request))
-                            if request.pane() == PaneId::Train && others.attach_if_any(&mut app, log) => {}
+                            if request.pane() == PaneId::Train && workspace_runs.attach_if_any(&mut app, log) => {}
                         Some(Action::Run(request)) => jobs.submit(request),
                         Some(Action::Cancel) => jobs.cancel(),
                         Some(Action::LookForOtherRun) => {
-                            others.attach_if_any(&mut app, log);
+                            workspace_runs.attach_if_any(&mut app, log);
                         }
+                        Some(Action::ReadRuns) => workspace_runs.read_all(&mut app),
                         Some(Action::StopOtherRun(pid)) => {
                             log.line(format_args!("asking pid {pid} to stop (SIGINT)"));
                             if let Err(error) = crate::runs::interrupt(pid) {

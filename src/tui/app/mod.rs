@@ -47,6 +47,9 @@ pub enum Action {
     LookForOtherRun,
     /// Ask the training of process `pid` to stop after its current batch (SIGINT, as Ctrl-C).
     StopOtherRun(u32),
+    /// Read the workspace's runs for the Train pane's runs view, off this thread; they come
+    /// back as its [`Output::Runs`].
+    ReadRuns,
 }
 
 /// What to do once the app has closed.
@@ -366,6 +369,10 @@ impl App {
             Command::UseSuggestedLr => self.use_suggested_lr(),
             pane_command => match pane.command(pane_command) {
                 PaneKey::Run => return self.run_step(self.active),
+                PaneKey::ReadRuns => {
+                    self.needs_clear = true;
+                    return Some(Action::ReadRuns);
+                }
                 // What the pane shows changed: images drawn by a graphics protocol must go.
                 PaneKey::Handled => self.needs_clear = true,
                 PaneKey::Refused(why) => self.notice = Some(why.into()),

@@ -192,19 +192,17 @@ impl App {
         frame.render_widget(Line::styled(format!(" {}", truncate(&hints, width)), theme.dim()), area);
     }
 
-    /// Every key: the app's, the settings', then each step's own.
+    /// Every key: the app's, the settings', then each step's own (in any of its views); each
+    /// step's line names its step.
     fn render_help(&self, frame: &mut Frame, area: Rect) {
         let line = |label: &str, what: String| {
             Line::from(vec![Span::styled(format!(" {label:<13}"), self.theme.accent()), Span::raw(what)])
         };
-        let mut lines: Vec<Line> = keys::APP.iter().map(|key| line(key.label, key.help.to_string())).collect();
-        lines.push(Line::styled(" settings", self.theme.dim()));
-        lines.extend(keys::FORM.iter().chain(keys::EDITING).map(|key| line(key.label, key.help.to_string())));
-        lines.push(Line::styled(" steps", self.theme.dim()));
+        let general = [keys::APP, keys::FORM, keys::EDITING].map(keys::help_rows).concat();
+        let mut lines: Vec<Line> = general.into_iter().map(|(label, help)| line(&label, help.to_string())).collect();
         for id in PaneId::ALL {
-            lines.extend(
-                self.panes.get(id).keys().iter().map(|key| line(key.label, format!("{}: {}", id.title(), key.help))),
-            );
+            let rows = keys::help_rows(self.panes.get(id).help_keys());
+            lines.extend(rows.into_iter().map(|(label, help)| line(&label, format!("{}: {help}", id.title()))));
         }
         self.render_popup(frame, area, " Keys ", lines);
     }

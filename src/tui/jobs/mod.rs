@@ -15,8 +15,10 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::mpsc::UnboundedSender;
 
 mod interpret;
+pub mod runs;
 
 pub use self::interpret::{InterpretInfo, PredictInfo};
+pub use self::runs::RunsListing;
 use super::log::LogFile;
 use super::panes::PaneId;
 use crate::data::augment::{self, Augment, Draw};
@@ -155,6 +157,8 @@ pub enum Output {
     Interpret(Box<InterpretInfo>),
     Predicted(Box<PredictInfo>),
     LrFind(LrFindResult),
+    /// The workspace's runs, for the Train pane's runs view; or why they could not be read.
+    Runs(Result<RunsListing, String>),
 }
 
 #[derive(Debug, Clone)]

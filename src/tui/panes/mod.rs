@@ -211,6 +211,8 @@ pub enum PaneKey {
     Handled,
     /// Run the pane's step (as Enter does).
     Run,
+    /// Read the workspace's runs for the pane, in the background (its runs view opened).
+    ReadRuns,
     /// Nothing to do; the footer says why.
     Refused(&'static str),
 }
@@ -232,9 +234,15 @@ pub trait Pane {
     /// cell's "input".
     fn code(&self) -> String;
 
-    /// The pane's own keys (declared once: they feed the handler, the help and the footer).
+    /// The pane's own keys in the view it shows (declared once: they feed the handler, the
+    /// help and the footer).
     fn keys(&self) -> &'static [Key] {
         &[]
+    }
+
+    /// Every key the pane answers in any of its views, for the help.
+    fn help_keys(&self) -> &'static [Key] {
+        self.keys()
     }
 
     /// One of [`Pane::keys`]'s commands was pressed.

@@ -1,24 +1,30 @@
 //! 7 Train: `fit_one_cycle` with epochs and max_lr editable. The lesson's table grows a row
 //! per epoch, the chart shows the training loss per batch and the validation loss per epoch.
 //! Running it again continues the same learner; Esc stops after the current batch. A training
-//! another process runs in the workspace (a detached one) is shown here the same way.
+//! another process runs in the workspace (a detached one) is shown here the same way. `r`
+//! switches to the workspace's runs compared ([`runs`]) and back.
+
+mod runs;
 
 use indicatif::HumanCount;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::symbols::Marker;
 use ratatui::text::Line;
-use ratatui::widgets::{Axis, Chart, Dataset, Gauge, GraphType, LegendPosition, Paragraph, Wrap};
+use ratatui::widgets::{Chart, Dataset, Gauge, GraphType, LegendPosition, Paragraph, Wrap};
 
-use super::{Cell, Pane, PaneId, Status};
+use self::runs::RunsView;
+use super::{Cell, Pane, PaneId, PaneKey, Status};
 use crate::event::{BatchEnd, EpochRow, Event, TrainStart};
 use crate::learn::open::OpenOptions;
 use crate::learn::schedule::MaxLr;
+use crate::render::charts::axis;
 use crate::render::epochs::{format_duration, format_row, header};
 use crate::render::theme::Theme;
 use crate::tui::attach::OtherRun;
 use crate::tui::form::{Field, Form, Step};
 use crate::tui::jobs::{Continuation, JobRequest, Output};
+use crate::tui::keys::{self, Command, Key};
 use crate::tui::widgets::{ImageMaker, truncate};
 
 const EPOCHS: usize = 0;
@@ -42,6 +48,9 @@ pub struct TrainPane {
     attached: Option<OtherRun>,
     /// How to continue the last fit elsewhere, when it stopped before its cycle ended.
     continuation: Option<Continuation>,
+    /// The workspace's runs compared are shown (`r`) in place of the fit and its settings.
+    runs_shown: bool,
+    runs: RunsView,
 }
 
 impl Default for TrainPane {
@@ -58,6 +67,8 @@ impl Default for TrainPane {
             last_batch: None,
             attached: None,
             continuation: None,
+            runs_shown: false,
+            runs: RunsView::default(),
         }
     }
 }
@@ -186,28 +197,67 @@ impl TrainPane {
             .style(theme.base())
             .legend_position(Some(LegendPosition::TopRight))
             .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
-            .x_axis(
-                Axis::default()
-                    .title(Line::styled("epoch", theme.dim()))
-                    .bounds([0.0, end])
-                    .labels(["0".to_string(), format!("{end}")])
-                    .style(theme.dim()),
-            )
-            .y_axis(
-                Axis::default()
-                    .title(Line::styled("loss", theme.dim()))
-                    .bounds([0.0, top])
-                    .labels(["0".to_string(), format!("{:.2}", top / 2.0), format!("{top:.2}")])
-                    .style(theme.dim()),
-            );
+            .x_axis(axis("epoch", [0.0, end], ["0".to_string(), format!("{end}")], theme))
+            .y_axis(axis(
+                "loss",
+                [0.0, top],
+                ["0".to_string(), format!("{:.2}", top / 2.0), format!("{top:.2}")],
+                theme,
+            ));
         frame.render_widget(chart, area);
     }
 }
 
 impl Pane for TrainPane {
-    pane_with_form!(PaneId::Train);
+    pane!(PaneId::Train);
+
+    /// The settings, in the live view only: in the runs view ↑ ↓ pick runs.
+    fn form(&self) -> Option<&Form> {
+        (!self.runs_shown).then_some(&self.form)
+    }
+
+    fn form_mut(&mut self) -> Option<&mut Form> {
+        (!self.runs_shown).then_some(&mut self.form)
+    }
+
+    fn keys(&self) -> &'static [Key] {
+        if self.runs_shown { keys::TRAIN_RUNS } else { keys::TRAIN }
+    }
+
+    fn help_keys(&self) -> &'static [Key] {
+        keys::TRAIN_RUNS
+    }
+
+    fn command(&mut self, command: Command) -> PaneKey {
+        match (command, self.runs_shown) {
+            (Command::ToggleRunsView, false) => {
+                self.runs_shown = true;
+                self.runs.reading();
+                return PaneKey::ReadRuns;
+            }
+            (Command::ToggleRunsView, true) => self.runs_shown = false,
+            (Command::PreviousRun, true) => self.runs.pick(-1),
+            (Command::NextRun, true) => self.runs.pick(1),
+            (Command::ToggleRunCompared, true) => {
+                if let Err(why) = self.runs.toggle_compared() {
+                    return PaneKey::Refused(why);
+                }
+            }
+            _ => return PaneKey::Ignored,
+        }
+        PaneKey::Handled
+    }
 
     fn code(&self) -> String {
+        if self.runs_shown {
+            // The same comparison from a shell, as a notebook's `!` runs one.
+            let names: Vec<&str> = self.runs.compared().iter().map(|run| run.record.name.as_str()).collect();
+            return if names.is_empty() {
+                "!mednist runs".to_string()
+            } else {
+                format!("!mednist runs compare {}", names.join(" "))
+            };
+        }
         let max_lr = match self.form.text(MAX_LR).parse::<MaxLr>() {
             Ok(MaxLr::Slice { lo: Some(lo), hi }) => format!("slice({lo:e}, {hi:e})"),
             Ok(MaxLr::Slice { lo: None, hi }) => format!("slice({hi:e})"),
@@ -247,11 +297,15 @@ impl Pane for TrainPane {
                 self.rows = rows;
             }
             Output::Continuable(continuation) => self.continuation = Some(continuation),
+            Output::Runs(listing) => self.runs.show(listing),
             _ => {}
         }
     }
 
     fn render_output(&mut self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        if self.runs_shown {
+            return self.runs.render(frame, area, theme);
+        }
         let area = match &self.attached {
             Some(run) => {
                 let [caption, rest] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
