@@ -195,7 +195,8 @@ fn spawn_rank(workspace: &Workspace, rank: usize, port: u16, epochs: usize) -> C
         .unwrap()
 }
 
-/// Waits until `rank0` has printed a batch event of epoch `epoch`.
+/// Waits until `rank0` (or torchrun, which passes its output on) has printed a batch event of
+/// epoch `epoch`.
 fn wait_for_batch_of_epoch(rank0: &mut Child, epoch: usize) -> BufReader<std::process::ChildStdout> {
     let mut lines = BufReader::new(rank0.stdout.take().unwrap());
     let mut line = String::new();
@@ -257,6 +258,31 @@ fn a_rank_killed_mid_epoch_fails_the_others_at_once_and_the_checkpoint_resumes()
 #[test]
 fn a_rank_that_hangs_fails_the_others_at_the_timeout() {
     lose_rank_one_mid_epoch("hung");
+}
+
+#[test]
+fn ctrl_c_to_torchrun_stops_every_rank_after_a_batch_and_keeps_the_checkpoint() {
+    let (_dir, workspace) = make_workspace(60);
+    let trained = mednist().args(train_args(&workspace, 1)).output().unwrap();
+    assert!(trained.status.success(), "{}", show(&trained));
+    let mut torchrun = Command::new(python::python())
+        .args(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python"])
+        .arg(env!("CARGO_BIN_EXE_mednist"))
+        .args(train_args(&workspace, 2))
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _events = wait_for_batch_of_epoch(&mut torchrun, 1);
+    let interrupted = Command::new("kill").args(["-INT", &torchrun.id().to_string()]).status().unwrap();
+    assert!(interrupted.success());
+    let output = torchrun.wait_with_output().unwrap();
+    // torchrun passes the signal on to every rank and kills those still running after 30 s: a
+    // run recorded as stopped is one whose rank 0 stopped cleanly, after a batch, in time.
+    let run = std::fs::read_to_string(workspace.current_run_dir().join("run.json")).unwrap();
+    assert!(run.contains("\"status\": \"stopped\""), "{run}\n{}", show(&output));
+    assert_eq!(epochs_saved(&workspace), 1, "the last epoch's checkpoint stands");
 }
 
 #[test]
