@@ -1,6 +1,6 @@
 //! BatchNorm over the whole group's batch in data-parallel training (`--sync-bn`), as PyTorch's
-//! SyncBatchNorm computes it: the forward pass all-reduces each channel's sum and count, then its
-//! sum of squared deviations; the backward pass all-reduces the sums of the gradient and of the
+//! SyncBatchNorm computes it: the forward pass all-reduces each channel's sum, then its sum of
+//! squared deviations; the backward pass all-reduces the sums of the gradient and of the
 //! gradient times the deviation. The weight and bias gradients stay per rank (the gradient
 //! all-reduce averages them with the others).
 
@@ -36,19 +36,14 @@ pub(super) fn forward<const D: usize>(
     let channels = x.size()[1];
     let shape = broadcast_shape(x.dim(), channels);
 
-    // Sum and count, then the squared deviations from the group's mean: two passes, as exact as
-    // the single-process batch norm.
-    let local_count = (x.numel() as i64 / channels.max(1)) as f64;
-    let sums = tch::Tensor::cat(
-        &[
-            x.sum_dim_intlist(dims.as_slice(), false, Kind::Float),
-            tch::Tensor::from_slice(&[local_count as f32]).to_device(x.device()),
-        ],
-        0,
-    );
+    // Every rank's batch has the same size (a fit shards its epochs evenly and drops partial
+    // batches), so the group's count is known here and nothing is read back from the device.
+    let count = (x.numel() as i64 / channels.max(1)) as f64 * group.size() as f64;
+    // The sum, then the squared deviations from the group's mean: two passes, as exact as the
+    // single-process batch norm.
+    let sums = x.sum_dim_intlist(dims.as_slice(), false, Kind::Float);
     group.all_reduce_or_defer(std::slice::from_ref(&sums), Reduce::Sum, "synchronised BatchNorm");
-    let count = sums.double_value(&[channels]);
-    let mean = sums.narrow(0, 0, channels) / count;
+    let mean = sums / count;
     let centred = x.to_kind(Kind::Float) - mean.view(shape.as_slice());
     let squares = centred.square().sum_dim_intlist(dims.as_slice(), false, Kind::Float);
     group.all_reduce_or_defer(std::slice::from_ref(&squares), Reduce::Sum, "synchronised BatchNorm");
