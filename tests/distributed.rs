@@ -164,6 +164,7 @@ fn torchrun_trains_two_ranks_that_write_one_checkpoint_which_resumes() {
     let stdout = String::from_utf8_lossy(&first.stdout);
     let rows = stdout.lines().filter(|line| line.trim_start().starts_with(|c: char| c.is_ascii_digit())).count();
     assert_eq!(rows, 1, "only rank 0 prints the table: {}", show(&first));
+    assert!(stdout.contains("(2 processes, --bs each)"), "the table's header says so: {}", show(&first));
     assert_eq!(epochs_saved(&workspace), 1);
     let run = std::fs::read_to_string(workspace.current_run_dir().join("run.json")).unwrap();
     assert!(run.contains("\"world_size\": 2"), "{run}");

@@ -351,7 +351,11 @@ impl Emit for TrainRender {
                     start.batches_per_epoch,
                     start.max_lrs.iter().map(|lr| format!("{lr:.0e}")).collect::<Vec<_>>().join(" / ")
                 );
-                self.print_stdout(&header());
+                // Under torchrun the table itself says a batch is per process, wherever stdout goes.
+                match start.world_size {
+                    1 => self.print_stdout(&header()),
+                    n => self.print_stdout(&format!("{}  ({n} processes, --bs each)", header())),
+                }
                 let bar =
                     ProgressBar::with_draw_target(Some(start.batches_per_epoch as u64), ProgressDrawTarget::stderr());
                 bar.set_style(
