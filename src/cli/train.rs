@@ -159,7 +159,7 @@ pub fn run(workspace: &Workspace, args: &TrainArgs, json: bool) -> Result<()> {
             (lock, prepare_run(workspace, &runs, args, &render)?)
         }
     };
-    let recording = Recording::begin(&runs, lock, &name, settings(args))?;
+    let recording = Recording::begin(&runs, lock, &name, settings(args, launch.as_ref()))?;
     if args.detach {
         return super::detach::launch(&runs, recording, json);
     }
@@ -226,7 +226,7 @@ fn prepare_run(workspace: &Workspace, runs: &Runs, args: &TrainArgs, emit: &dyn 
 }
 
 /// How a run was started, as its record keeps it.
-fn settings(args: &TrainArgs) -> serde_json::Value {
+fn settings(args: &TrainArgs, launch: Option<&Launch>) -> serde_json::Value {
     let learner = &args.learner;
     serde_json::json!({
         "command": std::env::args().skip(1).collect::<Vec<_>>(),
@@ -242,7 +242,7 @@ fn settings(args: &TrainArgs) -> serde_json::Value {
         "precision": learner.precision.map(|precision| precision.to_string()),
         "fresh": learner.fresh,
         "load": args.load,
-        "world_size": Launch::from_env().ok().flatten().map_or(1, |launch| launch.world_size),
+        "world_size": launch.map_or(1, |launch| launch.world_size),
         "sync_bn": args.sync_bn,
     })
 }

@@ -152,8 +152,10 @@ impl BatchPlan {
     /// runs as many batches. Each rank augments with draws of its own.
     pub fn shard(self, rank: usize, ranks: usize) -> Self {
         let ranks = ranks.max(1);
-        let share = if self.drop_last { self.order.len() / ranks } else { usize::MAX };
-        let order = self.order.iter().copied().skip(rank).step_by(ranks).take(share).collect();
+        let mut order = deal(&self.order, rank, ranks);
+        if self.drop_last {
+            order.truncate(self.order.len() / ranks);
+        }
         let seed = if rank == 0 { self.seed } else { mix(self.seed, rank as u64, ranks as u64) };
         Self { order, seed, ..self }
     }
@@ -211,6 +213,11 @@ fn normalised(cache: &ImageCache, indices: &[usize], draws: &[Draw]) -> Vec<f32>
         }
     }
     images
+}
+
+/// Rank `rank` of `ranks`'s share of `items`: every `ranks`-th from the `rank`-th on.
+pub fn deal(items: &[usize], rank: usize, ranks: usize) -> Vec<usize> {
+    items.iter().copied().skip(rank).step_by(ranks.max(1)).collect()
 }
 
 /// Mixes a seed with two counters into a new seed (splitmix64 finaliser).

@@ -122,11 +122,10 @@ char *mednist_dist_store_get(mednist_group *group, const char *key, uint8_t **da
 
 void mednist_dist_free_bytes(uint8_t *data) { free(data); }
 
-// All-reduces `count` tensors in place (op 0: sum, 1: max; divided by the group's size when
-// `average`). Tensors of one kind are packed into flat buckets of about `bucket_bytes` (a
+// Sums `count` tensors over the ranks in place (divided by the group's size when `average`). Tensors of one kind are packed into flat buckets of about `bucket_bytes` (a
 // collective per tensor would pay Gloo's latency per layer); each bucket's collective is started
 // before the next is packed, so packing, reducing and unpacking overlap.
-char *mednist_dist_allreduce(mednist_group *group, const tensor *tensors, int64_t count, int op,
+char *mednist_dist_allreduce(mednist_group *group, const tensor *tensors, int64_t count,
                              int64_t bucket_bytes, int average) {
   try {
     struct Bucket {
@@ -135,7 +134,6 @@ char *mednist_dist_allreduce(mednist_group *group, const tensor *tensors, int64_
       c10::intrusive_ptr<c10d::Work> work;
     };
     c10d::AllreduceOptions options;
-    options.reduceOp = op == 1 ? c10d::ReduceOp::MAX : c10d::ReduceOp::SUM;
     std::vector<Bucket> buckets;
     auto launch = [&](std::vector<at::Tensor> members) {
       std::vector<at::Tensor> flat_members;

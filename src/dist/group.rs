@@ -44,7 +44,6 @@ unsafe extern "C" {
         group: *mut RawGroup,
         tensors: *const *const C_tensor,
         count: i64,
-        op: i32,
         bucket_bytes: i64,
         average: i32,
     ) -> *mut c_char;
@@ -55,7 +54,6 @@ unsafe extern "C" {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reduce {
     Sum,
-    Max,
     /// The sum divided by the number of ranks.
     Mean,
 }
@@ -192,13 +190,9 @@ impl ProcessGroup {
             return Ok(());
         }
         let handles: Vec<*const C_tensor> = tensors.iter().map(Tensor::as_ptr).collect();
-        let (op, average) = match reduce {
-            Reduce::Sum => (0, 0),
-            Reduce::Max => (1, 0),
-            Reduce::Mean => (0, 1),
-        };
+        let average = i32::from(reduce == Reduce::Mean);
         let error = unsafe {
-            mednist_dist_allreduce(self.raw, handles.as_ptr(), handles.len() as i64, op, bucket_bytes as i64, average)
+            mednist_dist_allreduce(self.raw, handles.as_ptr(), handles.len() as i64, bucket_bytes as i64, average)
         };
         self.check(error, what)
     }

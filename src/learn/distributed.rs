@@ -18,7 +18,7 @@ use super::metrics::Tally;
 use super::open::{OpenOptions, Opened, open_learner};
 use super::precision::gradient_tensors;
 use super::step::PendingLoss;
-use crate::data::batches::BatchPlan;
+use crate::data::batches::{BatchPlan, deal};
 use crate::data::window::Window;
 use crate::dist::{BUCKET_BYTES, ProcessGroup, Reduce, SyncBatchNorm};
 use crate::event::Emit;
@@ -65,7 +65,7 @@ impl Distributed {
 
     /// This rank's share of the validation images: every image is validated by one rank.
     pub(super) fn validation_share(&self, items: &[usize]) -> Vec<usize> {
-        items.iter().copied().skip(self.rank()).step_by(self.size()).collect()
+        deal(items, self.rank(), self.size())
     }
 
     /// Entered around a step's forward and backward passes: BatchNorm then synchronises.

@@ -655,7 +655,7 @@ impl Learner {
     }
 
     /// The weights (BatchNorm statistics included) and optimizer state, serialised.
-    pub(super) fn snapshot(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+    fn snapshot(&self) -> Result<(Vec<u8>, Vec<u8>)> {
         let optimizer = self.optimizer.into_bytes().context("cannot serialise the optimizer state")?;
         Ok((self.weight_bytes()?.to_vec(), optimizer.to_vec()))
     }
