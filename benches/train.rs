@@ -1,7 +1,7 @@
 //! Training throughput of our learner against the PyTorch reference, side by side.
 //!
 //!     cargo bench --bench train -- [--arch resnet34] [--bs 64] [--steps 8] [--repeats 5] [--reference]
-//!         [--device cpu|cuda[:N]] [--precision fp32|bf16|fp16] [--glibc-malloc-defaults]
+//!         [--rounds 1] [--device cpu|cuda[:N]] [--precision fp32|bf16|fp16] [--glibc-malloc-defaults]
 //!
 //! Times optimizer steps (forward, backward, AdamW) on a fixed random 64x64 batch, as
 //! `../shared/bench/torch_reference.py --synthetic` does, and prints images per second per
@@ -10,6 +10,8 @@
 //! which waits for the device. `--reference` then runs that script with the same settings
 //! (`--amp` for the precision, `--device`) in the LibTorch venv (scripts/setup-bench.sh installs
 //! torchvision there; MEDNIST_BENCH_PYTHON names another Python) and prints the ratio.
+//! `--rounds N` alternates the two N times and takes each side's median over all its repeats:
+//! on a shared 2-core VM either side's figure drifts by ±20% from one minute to the next.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -34,6 +36,7 @@ struct Options {
     device: DeviceChoice,
     precision: Precision,
     reference: bool,
+    rounds: usize,
     /// Leave glibc's allocator as it is (to measure what `reuse_freed_memory` gains).
     glibc_malloc_defaults: bool,
 }
@@ -49,6 +52,7 @@ fn parse() -> Options {
         device: DeviceChoice::Cpu,
         precision: Precision::Fp32,
         reference: false,
+        rounds: 1,
         glibc_malloc_defaults: false,
     };
     let mut args = std::env::args().skip(1);
@@ -64,6 +68,7 @@ fn parse() -> Options {
             "--device" => options.device = value().parse().expect("a device"),
             "--precision" => options.precision = value().parse().expect("a precision"),
             "--reference" => options.reference = true,
+            "--rounds" => options.rounds = value().parse().expect("a round count"),
             "--glibc-malloc-defaults" => options.glibc_malloc_defaults = true,
             "--bench" => {}
             other => panic!("unknown option {other}"),
@@ -112,29 +117,35 @@ fn main() {
     for _ in 1..options.warmup {
         learner.train_batch(&batch);
     }
-    let mut rates: Vec<f64> = (0..options.repeats)
-        .map(|_| {
-            let started = Instant::now();
-            let last = (0..options.steps).map(|_| learner.train_step(&batch)).last().expect("at least one step");
-            last.read();
-            (options.batch_size * options.steps) as f64 / started.elapsed().as_secs_f64()
-        })
-        .collect();
-    println!(
-        "[mednist train] arch={} bs={} device={} precision={} threads={} first-step={first_step:.2}s img/s per repeat ({} steps each): {}",
-        options.arch,
-        options.batch_size,
-        options.device,
-        options.precision,
-        tch::get_num_threads(),
-        options.steps,
-        rates.iter().map(|r| format!("{r:.1}")).collect::<Vec<_>>().join(", ")
-    );
-    let ours = median(&mut rates);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..options.rounds {
+        let rates: Vec<f64> = (0..options.repeats)
+            .map(|_| {
+                let started = Instant::now();
+                let last = (0..options.steps).map(|_| learner.train_step(&batch)).last().expect("at least one step");
+                last.read();
+                (options.batch_size * options.steps) as f64 / started.elapsed().as_secs_f64()
+            })
+            .collect();
+        println!(
+            "[mednist train] arch={} bs={} device={} precision={} threads={} first-step={first_step:.2}s img/s per repeat ({} steps each): {}",
+            options.arch,
+            options.batch_size,
+            options.device,
+            options.precision,
+            tch::get_num_threads(),
+            options.steps,
+            rates.iter().map(|r| format!("{r:.1}")).collect::<Vec<_>>().join(", ")
+        );
+        ours.extend(rates);
+        if options.reference {
+            theirs.extend(run_reference(&options));
+        }
+    }
+    let ours = median(&mut ours);
     println!("[mednist train] MEDIAN={ours:.1} img/s");
-
     if options.reference {
-        let reference = run_reference(&options);
+        let reference = median(&mut theirs);
         println!("[reference] MEDIAN={reference:.1} img/s");
         println!("ratio ours/PyTorch = {:.2}", ours / reference);
     }
@@ -149,8 +160,8 @@ fn amp(precision: Precision) -> &'static str {
     }
 }
 
-/// Runs the PyTorch reference script and returns its median training img/s.
-fn run_reference(options: &Options) -> f64 {
+/// Runs the PyTorch reference script and returns its training img/s per repeat.
+fn run_reference(options: &Options) -> Vec<f64> {
     let python = std::env::var("MEDNIST_BENCH_PYTHON").unwrap_or_else(|_| {
         let venv = std::env::var("MEDNIST_TORCH_VENV").unwrap_or_else(|_| {
             let cache = std::env::var("XDG_CACHE_HOME")
@@ -173,6 +184,8 @@ fn run_reference(options: &Options) -> f64 {
     if !output.status.success() {
         panic!("the reference failed: {}", String::from_utf8_lossy(&output.stderr));
     }
+    // "[synthetic train] img/s per repeat (8 steps each): 129.4, 134.2  MEDIAN=133.6"
     let train_line = stdout.lines().find(|l| l.starts_with("[synthetic train] img/s")).expect("a train line");
-    train_line.rsplit("MEDIAN=").next().and_then(|v| v.trim().parse().ok()).expect("a median figure")
+    let repeats = train_line.split(": ").nth(1).and_then(|rest| rest.split("MEDIAN").next()).expect("the repeats");
+    repeats.split(',').map(|rate| rate.trim().parse().expect("an img/s figure")).collect()
 }
