@@ -2,6 +2,7 @@
 //! `fit_one_cycle` as fastai's `Learner` does. It reports through events and knows
 //! nothing of terminals.
 
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -38,7 +39,7 @@ use crate::data::cache::ImageCache;
 use crate::data::window::Window;
 use crate::event::{Emit, EpochRow, Event, Stage, TrainStart};
 use crate::job::{CancelToken, Cancelled};
-use crate::model::{Arch, Classifier, LayerGroup};
+use crate::model::{Arch, Classifier, LayerGroup, layout};
 use crate::remedy::{Remedy, fixable};
 
 /// Layer groups in the order learning-rate slices address them.
@@ -116,7 +117,7 @@ pub struct Learner {
     /// The window its images are rendered with, for life: train, interpret and predict see
     /// the same pixels.
     pub window: Window,
-    model: Classifier,
+    model: Slot<Classifier>,
     optimizer: ModuleOptimizer,
     hypers: Arc<Hypers>,
     device: Device,
@@ -149,13 +150,13 @@ impl Learner {
         device.0.seed(settings.seed);
         let autodiff = device.0.clone().autodiff();
         let hypers = Hypers::new(GROUPS.len());
-        Self {
+        let learner = Self {
             runtime: Runtime::new(&autodiff, &settings),
             arch,
             classes: data.classes.clone(),
             image_size: data.cache.side(),
             window: data.window,
-            model: Classifier::new(arch, data.classes.len(), &autodiff),
+            model: Slot(Some(Classifier::new(arch, data.classes.len(), &autodiff))),
             optimizer: build_optimizer(&hypers, settings.weight_decay),
             hypers,
             device: autodiff,
@@ -169,7 +170,8 @@ impl Learner {
             settings,
             temperature: None,
             opened_at: Which::Last,
-        }
+        };
+        learner.with_weights_laid_out()
     }
 
     /// The learner saved in `run_dir`, or `None` when nothing was saved there yet. A latest
@@ -208,13 +210,13 @@ impl Learner {
         let Some((state, model, optimizer)) = opened else {
             return Ok(None);
         };
-        Ok(Some(Self {
+        let learner = Self {
             runtime: Runtime::new(&autodiff, &settings),
             arch: state.arch,
             classes: state.classes,
             image_size: state.image_size,
             window: state.window,
-            model,
+            model: Slot(Some(model)),
             optimizer,
             hypers,
             device: autodiff,
@@ -228,7 +230,20 @@ impl Learner {
             settings,
             temperature: state.temperature,
             opened_at: which,
-        }))
+        };
+        Ok(Some(learner.with_weights_laid_out()))
+    }
+
+    /// The learner with its weights laid out as its training steps keep them
+    /// ([`layout::for_training`]), however they were made.
+    fn with_weights_laid_out(mut self) -> Self {
+        self.lay_out_weights();
+        self
+    }
+
+    fn lay_out_weights(&mut self) {
+        let kind = self.runtime.precision.kind();
+        self.model.update(|model| layout::for_training(model, kind));
     }
 
     pub fn epochs_done(&self) -> usize {
@@ -474,12 +489,13 @@ impl Learner {
     pub(super) fn step(&mut self, batch: &Batch) -> Result<PendingLoss> {
         let (pending, grads) = self.backward(batch)?;
         if let Some(scaler) = &mut self.runtime.scaler
-            && !scaler.unscale(&self.model, &grads)
+            && !scaler.unscale(&*self.model, &grads)
         {
             return Ok(pending);
         }
         // burn's own learning rate is unused: CycledAdamW reads the group rates from `hypers`.
-        self.model = self.optimizer.step(1.0, self.model.clone(), grads);
+        let optimizer = &mut self.optimizer;
+        self.model.update(|model| optimizer.step(1.0, model, grads));
         Ok(pending)
     }
 
@@ -489,7 +505,7 @@ impl Learner {
     /// in any training pass.
     pub fn gradients(&mut self, batch: &Batch) -> Result<Vec<tch::Tensor>> {
         let (_, grads) = self.backward(batch)?;
-        Ok(gradient_tensors(&self.model, &grads))
+        Ok(gradient_tensors(&*self.model, &grads))
     }
 
     /// A training step's forward and backward passes: its loss and gradients.
@@ -504,7 +520,7 @@ impl Learner {
             Some(scale) => loss.mul_scalar(scale),
             None => loss,
         };
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let grads = GradientsParams::from_grads(loss.backward(), &*self.model);
         drop(batch_norm_scope);
         if let Some(distributed) = &mut self.runtime.distributed {
             distributed.average(&self.model, &grads, &mut pending)?;
@@ -609,8 +625,7 @@ impl Learner {
     /// fastai's `freeze()` / `unfreeze()`: with the body frozen only the head and the
     /// BatchNorm layers train. Kept by the next [`Learner::save`].
     pub fn set_frozen(&mut self, frozen: bool) {
-        let model = self.model.clone();
-        self.model = if frozen { model.freeze_body() } else { model.unfreeze_body() };
+        self.model.update(|model| if frozen { model.freeze_body() } else { model.unfreeze_body() });
         self.frozen = frozen;
     }
 
@@ -618,6 +633,7 @@ impl Learner {
     /// `vision_learner` does with a pretrained model.
     pub fn load_pretrained(&mut self, path: &Path) -> Result<()> {
         pretrained::load_body(&mut self.model.body, path)?;
+        self.lay_out_weights();
         self.set_frozen(true);
         Ok(())
     }
@@ -686,8 +702,10 @@ impl Learner {
     fn restore(&mut self, saved: (Vec<u8>, Vec<u8>)) -> Result<()> {
         let shape = (self.arch, self.classes.len(), self.frozen);
         let saved = Saved::Bytes(saved.0, saved.1);
-        (self.model, self.optimizer) = load_state(shape, saved, &self.hypers, self.settings.weight_decay, &self.device)
-            .context("cannot restore the weights saved before the sweep")?;
+        (*self.model, self.optimizer) =
+            load_state(shape, saved, &self.hypers, self.settings.weight_decay, &self.device)
+                .context("cannot restore the weights saved before the sweep")?;
+        self.lay_out_weights();
         Ok(())
     }
 
@@ -760,6 +778,32 @@ impl Learner {
 }
 
 /// One optimizer per (layer group, weight decay or not); the last matching group wins.
+/// The learner's model, which a step moves out and back: the optimizer updates a parameter in
+/// place only when nothing else holds it, and a clone passed in made it copy every weight (all
+/// 21M of ResNet34's) on every step.
+struct Slot<T>(Option<T>);
+
+impl<T> Slot<T> {
+    fn update(&mut self, step: impl FnOnce(T) -> T) {
+        let value = self.0.take().expect("the model is away only during its own update");
+        self.0 = Some(step(value));
+    }
+}
+
+impl<T> Deref for Slot<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("the model is away only during its own update")
+    }
+}
+
+impl<T> DerefMut for Slot<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.as_mut().expect("the model is away only during its own update")
+    }
+}
+
 fn build_optimizer(hypers: &Arc<Hypers>, weight_decay: f64) -> ModuleOptimizer {
     let adam = |group: usize, weight_decay: f64| CycledAdamW {
         hypers: hypers.clone(),

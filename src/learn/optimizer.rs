@@ -17,6 +17,8 @@ use burn::backend::{LibTorch, libtorch::TchTensor};
 use burn::optim::{AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 
+use crate::model::{AdamW, fused_adamw, layout};
+
 /// The current step's learning rate per layer group and beta1.
 #[derive(Debug)]
 pub struct Hypers {
@@ -69,14 +71,14 @@ impl Optimizer for CycledAdamW {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let hypers = StepHypers {
+        let hypers = AdamW {
             lr: self.hypers.lr(self.group),
             beta1: self.hypers.beta1(),
             beta2: self.beta2,
             eps: self.eps,
             weight_decay: self.weight_decay,
         };
-        hypers.step(tensor, grad, state)
+        adamw_step(hypers, tensor, grad, state)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
@@ -84,58 +86,24 @@ impl Optimizer for CycledAdamW {
     }
 }
 
-/// One step's hyper-parameters for one tensor.
-struct StepHypers {
-    lr: f64,
-    beta1: f64,
-    beta2: f64,
-    eps: f64,
-    weight_decay: f64,
-}
-
-impl StepHypers {
-    /// Training tensors are LibTorch's: the step uses its in-place, fused kernels (`lerp_`,
-    /// `addcdiv_`), as PyTorch's Adam does, 8 passes over a parameter instead of the ~14
-    /// allocating ones burn's tensor operations make, which were half the optimizer's time on
-    /// ResNet34 (issue 3).
-    fn step<const D: usize>(
-        &self,
-        tensor: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdaptiveMomentumState<D>>,
-    ) -> (Tensor<D>, Option<AdaptiveMomentumState<D>>) {
-        let mut param = writable(tensor);
-        let grad = libtorch(grad).tensor;
-        let (time, mut moment_1, mut moment_2) = match state {
-            Some(state) => (state.time + 1, writable(state.moment_1), writable(state.moment_2)),
-            None => (1, grad.zeros_like(), grad.zeros_like()),
-        };
-        let (lr, beta1, beta2) = (self.lr, self.beta1, self.beta2);
-        // Each in-place kernel returns an alias of the tensor it wrote; it is not needed.
-        let _ = moment_1.lerp_(&grad, 1.0 - beta1);
-        let _ = moment_2.lerp_(&grad.square(), 1.0 - beta2);
-        if lr > 0.0 {
-            if self.weight_decay != 0.0 {
-                let _ = param.g_mul_scalar_(1.0 - lr * self.weight_decay);
-            }
-            // param -= lr / debias1 * m / (sqrt(v / debias2) + eps), with the step folded into
-            // the denominator because tch's addcdiv_ has no scale.
-            let (debias1, debias2) = self.debias(time);
-            let scale = -debias1 / lr;
-            let mut denominator = moment_2.sqrt();
-            let _ = denominator.g_mul_scalar_(scale / debias2.sqrt());
-            let _ = denominator.g_add_scalar_(scale * self.eps);
-            let _ = param.addcdiv_(&moment_1, &denominator);
-        }
-        let state = AdaptiveMomentumState::new(time, burn_tensor(moment_1), burn_tensor(moment_2));
-        (burn_tensor(param), Some(state))
-    }
-
-    /// Adam's bias corrections `1 - beta^t` of the two moments after `time` steps.
-    fn debias(&self, time: usize) -> (f64, f64) {
-        let time = i32::try_from(time).unwrap_or(i32::MAX);
-        (1.0 - self.beta1.powi(time), 1.0 - self.beta2.powi(time))
-    }
+/// One AdamW step on one tensor: PyTorch's fused kernel, one pass over the parameter, its
+/// gradient and moments, where LibTorch's separate in-place kernels (`lerp_`, `addcdiv_`) took
+/// eight and burn's tensor operations ~14 allocating ones (issue 3).
+fn adamw_step<const D: usize>(
+    hypers: AdamW,
+    tensor: Tensor<D>,
+    grad: Tensor<D>,
+    state: Option<AdaptiveMomentumState<D>>,
+) -> (Tensor<D>, Option<AdaptiveMomentumState<D>>) {
+    let grad = dense(libtorch(grad).tensor);
+    let param = writable(tensor, &grad);
+    let (time, moment_1, moment_2) = match state {
+        Some(state) => (state.time + 1, writable(state.moment_1, &grad), writable(state.moment_2, &grad)),
+        None => (1, grad.zeros_like(), grad.zeros_like()),
+    };
+    fused_adamw(&param, &grad, [&moment_1, &moment_2], time, hypers);
+    let state = AdaptiveMomentumState::new(time, burn_tensor(moment_1), burn_tensor(moment_2));
+    (burn_tensor(param), Some(state))
 }
 
 fn libtorch<const D: usize>(tensor: Tensor<D>) -> TchTensor {
@@ -144,11 +112,35 @@ fn libtorch<const D: usize>(tensor: Tensor<D>) -> TchTensor {
     })
 }
 
-/// The tensor's LibTorch handle, copied when burn shares its storage with another tensor
-/// (writing in place would change that one too).
-fn writable<const D: usize>(tensor: Tensor<D>) -> tch::Tensor {
+/// `grad` itself when it is laid out densely as PyTorch lays out tensors (contiguous, or
+/// channels-last as a convolution's weight gradient comes), else a contiguous copy: the fused
+/// step reads its four tensors as flat arrays.
+fn dense(grad: tch::Tensor) -> tch::Tensor {
+    if grad.is_contiguous() || (grad.dim() == 4 && layout::is_channels_last(&grad)) { grad } else { grad.contiguous() }
+}
+
+/// The tensor's LibTorch handle to write in place, laid out as `grad` is: copied into that
+/// layout when it differs (once: a convolution weight whose gradient comes channels-last stays
+/// so, and the next forward pass takes it without a reorder), or when burn shares its storage
+/// with another tensor (writing in place would change that one too).
+fn writable<const D: usize>(tensor: Tensor<D>, grad: &tch::Tensor) -> tch::Tensor {
     let primitive = libtorch(tensor);
-    if primitive.can_mut() { primitive.tensor } else { primitive.tensor.copy() }
+    if !same_layout(&primitive.tensor, grad) {
+        let mut copy = grad.empty_like();
+        let _ = copy.copy_(&primitive.tensor);
+        copy
+    } else if primitive.can_mut() {
+        primitive.tensor
+    } else {
+        primitive.tensor.copy()
+    }
+}
+
+/// Whether two tensors of one shape keep their elements in the same order in memory (the
+/// stride of a dimension of size 1 says nothing).
+fn same_layout(a: &tch::Tensor, b: &tch::Tensor) -> bool {
+    let size = a.size();
+    size == b.size() && size.iter().zip(a.stride().iter().zip(b.stride())).all(|(&n, (x, y))| n <= 1 || *x == y)
 }
 
 fn burn_tensor<const D: usize>(tensor: tch::Tensor) -> Tensor<D> {
@@ -161,14 +153,19 @@ mod tests {
 
     use super::*;
 
-    fn hypers(lr: f64, weight_decay: f64) -> StepHypers {
-        StepHypers { lr, beta1: 0.9, beta2: 0.99, eps: 1e-5, weight_decay }
+    fn hypers(lr: f64, weight_decay: f64) -> AdamW {
+        AdamW { lr, beta1: 0.9, beta2: 0.99, eps: 1e-5, weight_decay }
+    }
+
+    /// Adam's bias corrections `1 - beta^t` of the two moments after `time` steps.
+    fn debias(hypers: &AdamW, time: usize) -> (f64, f64) {
+        (1.0 - hypers.beta1.powi(time as i32), 1.0 - hypers.beta2.powi(time as i32))
     }
 
     /// Adam with decoupled weight decay written plainly with burn's tensor operations: what the
     /// fused LibTorch step must compute.
     fn reference_step<const D: usize>(
-        hypers: &StepHypers,
+        hypers: &AdamW,
         tensor: Tensor<D>,
         grad: Tensor<D>,
         state: Option<AdaptiveMomentumState<D>>,
@@ -187,7 +184,7 @@ mod tests {
                 grad.square().mul_scalar(1.0 - beta2),
             ),
         };
-        let (debias1, debias2) = hypers.debias(state.time);
+        let (debias1, debias2) = debias(hypers, state.time);
         let denominator = state.moment_2.clone().div_scalar(debias2).sqrt().add_scalar(hypers.eps);
         let update = state.moment_1.clone().div(denominator).mul_scalar(lr / debias1);
         let decayed =
@@ -213,7 +210,7 @@ mod tests {
             let (mut plain, mut plain_state) = (start, None);
             for _ in 0..3 {
                 let grad = random(&device);
-                (fused, fused_state) = hypers.step(fused, grad.clone(), fused_state);
+                (fused, fused_state) = adamw_step(hypers, fused, grad.clone(), fused_state);
                 (plain, plain_state) = reference_step(&hypers, plain, grad, plain_state);
                 let (ours, theirs) = (fused_state.as_ref().unwrap(), plain_state.as_ref().unwrap());
                 assert_eq!(ours.time, theirs.time);
@@ -225,12 +222,45 @@ mod tests {
     }
 
     #[test]
+    fn a_parameter_takes_its_gradients_layout_and_the_same_step() {
+        let device = Device::libtorch();
+        let hypers = hypers(1e-2, 0.01);
+        let conv_weight = || Tensor::<4>::random([6, 4, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+        let start = conv_weight();
+        let (mut ours, mut our_state) = (start.clone() + 0.0, None);
+        let (mut plain, mut plain_state) = (start, None);
+        for _ in 0..2 {
+            let grad = conv_weight();
+            let channels_last = layout::channels_last(&libtorch(grad.clone()).tensor);
+            (ours, our_state) = adamw_step(hypers, ours, burn_tensor(channels_last), our_state);
+            (plain, plain_state) = reference_step(&hypers, plain, grad, plain_state);
+            ours.to_data().assert_approx_eq::<f32>(&plain.to_data(), Tolerance::absolute(1e-6));
+        }
+        let state = our_state.unwrap();
+        for tensor in [ours, state.moment_1, state.moment_2] {
+            assert!(layout::is_channels_last(&libtorch(tensor).tensor), "moved to the gradient's layout");
+        }
+        assert!(plain_state.is_some());
+    }
+
+    #[test]
+    fn a_transposed_gradient_is_read_in_its_logical_order() {
+        let device = Device::libtorch();
+        let hypers = hypers(1e-2, 0.0);
+        let start = random(&device);
+        let grad = Tensor::<2>::random([5, 7], Distribution::Normal(0.0, 1.0), &device);
+        let (ours, _) = adamw_step(hypers, start.clone() + 0.0, grad.clone().transpose(), None);
+        let (plain, _) = reference_step(&hypers, start, grad.transpose(), None);
+        assert_close(&ours, &plain);
+    }
+
+    #[test]
     fn a_parameter_shared_with_another_tensor_is_not_written_in_place() {
         let device = Device::libtorch();
         let param = random(&device);
         let kept = param.clone();
         let before = kept.to_data();
-        let (stepped, _) = hypers(0.1, 0.01).step(param, random(&device), None);
+        let (stepped, _) = adamw_step(hypers(0.1, 0.01), param, random(&device), None);
         assert_eq!(kept.to_data(), before, "the other tensor kept its values");
         assert_ne!(stepped.to_data(), before, "the parameter moved");
     }
@@ -239,6 +269,6 @@ mod tests {
     #[should_panic(expected = "plain LibTorch tensors")]
     fn tensors_of_the_autodiff_graph_are_refused() {
         let device = Device::libtorch().autodiff();
-        hypers(0.1, 0.0).step(random(&device), random(&device), None);
+        adamw_step(hypers(0.1, 0.0), random(&device), random(&device), None);
     }
 }

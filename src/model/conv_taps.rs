@@ -9,9 +9,12 @@
 //! 15 / 15 / 15 ms. From 8x8 up, and for strided convolutions from 4x4, oneDNN is faster, so
 //! [`suits`] keeps it there (issue 3). On a 2-core AVX-512 CPU (with AMX) the same choice
 //! still wins for the whole ResNet34 step: 77-85 img/s against 69-82 with oneDNN everywhere,
-//! alternating runs.
+//! alternating runs. Where the products are slower than oneDNN's convolutions, [`pays_on`]
+//! says so.
 
-use tch::Tensor;
+use std::sync::OnceLock;
+
+use tch::{Kind, Tensor};
 
 use super::kernels::Conv2dGeometry;
 
@@ -23,6 +26,44 @@ pub fn suits(output_height: i64, output_width: i64, geometry: &Conv2dGeometry) -
     let positions = output_height * output_width;
     let unstrided = geometry.stride == [1, 1];
     geometry.groups == 1 && (positions <= 4 || (unstrided && positions <= 16))
+}
+
+/// Whether the tap method beats oneDNN on `cpu` for products in `kind`. f32 products are
+/// MKL's, which runs its AVX-512 kernels on Intel CPUs only: on another AVX-512 CPU they stay
+/// AVX2 while oneDNN's convolutions use AVX-512. On a 2-core AMD EPYC (Zen 5) ResNet34's fp32
+/// step took 152 img/s without the taps against 136 with them (medians of 20 repeats,
+/// channels-last). 16-bit products are oneDNN's own, and there the taps still win: 257 img/s
+/// against 216 in bf16.
+pub fn pays_on(cpu: Cpu, kind: Kind) -> bool {
+    kind != Kind::Float || !cpu.avx512 || cpu.intel
+}
+
+/// What [`pays_on`] needs to know of a CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cpu {
+    pub avx512: bool,
+    pub intel: bool,
+}
+
+impl Cpu {
+    /// This machine's, detected once.
+    pub fn this() -> Self {
+        static THIS: OnceLock<Cpu> = OnceLock::new();
+        *THIS.get_or_init(Self::detect)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn detect() -> Self {
+        // The vendor string is leaf 0's EBX, EDX, ECX.
+        let leaf = std::arch::x86_64::__cpuid(0);
+        let vendor: Vec<u8> = [leaf.ebx, leaf.edx, leaf.ecx].iter().flat_map(|word| word.to_le_bytes()).collect();
+        Self { avx512: std::arch::is_x86_feature_detected!("avx512f"), intel: vendor == b"GenuineIntel" }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn detect() -> Self {
+        Self { avx512: false, intel: false }
+    }
 }
 
 /// The operands in the layouts the method multiplies without copying: the input as
@@ -68,12 +109,14 @@ pub fn backward(
             let _ = tap.weight(grad_weight).addmm_(&grad_block.tr(), &block.input(input));
         }
     });
-    [grad_input.map(|grad| from_pixels_major(&grad)), grad_weight.map(|grad| grad.permute([2, 3, 0, 1]).contiguous())]
+    [grad_input.map(|grad| from_pixels_major(&grad)), grad_weight.map(|grad| from_pixels_major(&grad))]
 }
 
-/// `[h, w, n, c]` back to `[n, c, h, w]`.
+/// `[h, w, n, c]` back to `[n, c, h, w]` (or a `[kh, kw, c_out, c_in]` weight to `[c_out, c_in,
+/// kh, kw]`), laid out channels-last as the CPU's other convolutions take and give their
+/// activations and weight gradients (see `layout`).
 fn from_pixels_major(tensor: &Tensor) -> Tensor {
-    tensor.permute([2, 3, 0, 1]).contiguous()
+    tensor.permute([2, 0, 1, 3]).contiguous().permute([0, 3, 1, 2])
 }
 
 /// The shapes of one convolution and the taps that contribute to it.
@@ -286,6 +329,17 @@ mod tests {
         let [grad_input, grad_weight] = backward(&grad_output, &pixels, &taps, &geometry, [false, true]);
         assert!(grad_input.is_none());
         assert_eq!(grad_weight.unwrap().size(), [4, 3, 3, 3]);
+    }
+
+    #[test]
+    fn f32_products_pay_where_mkl_has_the_widest_vectors() {
+        let [amd_avx512, intel_avx512, avx2] =
+            [(true, false), (true, true), (false, false)].map(|(avx512, intel)| Cpu { avx512, intel });
+        assert!(!pays_on(amd_avx512, Kind::Float));
+        assert!(pays_on(intel_avx512, Kind::Float) && pays_on(avx2, Kind::Float));
+        for kind in [Kind::BFloat16, Kind::Half] {
+            assert!(pays_on(amd_avx512, kind) && pays_on(intel_avx512, kind) && pays_on(avx2, kind));
+        }
     }
 
     #[test]

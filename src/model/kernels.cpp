@@ -1,5 +1,5 @@
-// LibTorch's own backward kernels for convolution and batch normalisation, and the gradient
-// unscaling of mixed precision, which the tch crate does not bind: PyTorch's autograd and
+// LibTorch's own backward kernels for convolution and batch normalisation, the gradient
+// unscaling of mixed precision and the fused AdamW step, which the tch crate does not bind: PyTorch's autograd and
 // GradScaler call exactly these. Tensors cross as tch's handles
 // (`at::Tensor*`); results are new handles the caller owns. A failure returns its message
 // (free it with mednist_free_error), so no C++ exception crosses into Rust.
@@ -75,6 +75,22 @@ char *mednist_amp_unscale(const tensor *grads, int64_t count, tensor found_inf, 
       list.push_back(*grads[i]);
     }
     at::_amp_foreach_non_finite_check_and_unscale_(list, *found_inf, *inv_scale);
+    return nullptr;
+  } catch (const std::exception &error) {
+    return error_message(error);
+  }
+}
+
+// One AdamW step for one parameter, in place: PyTorch's `AdamW(fused=True)` kernel, a single pass
+// over the parameter, its gradient and both moments (which must share one memory layout). `step`
+// is the step's number, counting from 1.
+char *mednist_fused_adamw(tensor param, tensor grad, tensor exp_avg, tensor exp_avg_sq, double step,
+                          double lr, double beta1, double beta2, double weight_decay, double eps) {
+  try {
+    // A fill on the parameter's device: no copy from the host, so no wait on a GPU's queue.
+    auto steps = at::full({}, step, param->options().dtype(at::kFloat));
+    at::_fused_adamw_({*param}, {*grad}, {*exp_avg}, {*exp_avg_sq}, {}, {steps}, lr, beta1, beta2,
+                      weight_decay, eps, false, false);
     return nullptr;
   } catch (const std::exception &error) {
     return error_message(error);

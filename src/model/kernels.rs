@@ -1,6 +1,6 @@
 //! Safe wrappers over `kernels.cpp`: LibTorch's convolution and batch-norm backward kernels,
-//! the ones PyTorch's autograd runs, and GradScaler's unscaling kernel. A LibTorch failure panics with LibTorch's message, as tch's
-//! own infallible methods do.
+//! the ones PyTorch's autograd runs, GradScaler's unscaling kernel and the fused AdamW step. A
+//! LibTorch failure panics with LibTorch's message, as tch's own infallible methods do.
 
 use std::ffi::{CStr, c_char};
 
@@ -35,6 +35,18 @@ unsafe extern "C" {
         grad_input: *mut *mut C_tensor,
         grad_weight: *mut *mut C_tensor,
         grad_bias: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn mednist_fused_adamw(
+        param: *const C_tensor,
+        grad: *const C_tensor,
+        exp_avg: *const C_tensor,
+        exp_avg_sq: *const C_tensor,
+        step: f64,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
     ) -> *mut c_char;
     fn mednist_amp_unscale(
         grads: *const *const C_tensor,
@@ -122,6 +134,38 @@ pub fn amp_unscale(grads: &[Tensor], found_inf: &Tensor, inv_scale: &Tensor) {
     let error =
         unsafe { mednist_amp_unscale(handles.as_ptr(), handles.len() as i64, found_inf.as_ptr(), inv_scale.as_ptr()) };
     check(error, "gradient unscaling");
+}
+
+/// AdamW's hyper-parameters for one step.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamW {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+/// One AdamW step (`step` counts from 1) on `param` and its moments, in place, by PyTorch's fused
+/// kernel: decoupled weight decay, then `param -= lr / (1 - beta1^t) * m / (sqrt(v / (1 -
+/// beta2^t)) + eps)`. The four tensors must have one shape and one memory layout.
+pub fn fused_adamw(param: &Tensor, grad: &Tensor, moments: [&Tensor; 2], step: usize, hypers: AdamW) {
+    let AdamW { lr, beta1, beta2, eps, weight_decay } = hypers;
+    let error = unsafe {
+        mednist_fused_adamw(
+            param.as_ptr(),
+            grad.as_ptr(),
+            moments[0].as_ptr(),
+            moments[1].as_ptr(),
+            step as f64,
+            lr,
+            beta1,
+            beta2,
+            weight_decay,
+            eps,
+        )
+    };
+    check(error, "AdamW step");
 }
 
 fn check(error: *mut c_char, what: &str) {

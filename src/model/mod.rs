@@ -34,6 +34,7 @@
 mod conv_taps;
 mod head;
 mod kernels;
+pub mod layout;
 mod ops;
 mod resnet;
 mod sync_batch_norm;
@@ -46,7 +47,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use head::Head;
-pub use kernels::amp_unscale;
+pub use kernels::{AdamW, amp_unscale, fused_adamw};
 pub use resnet::{Block, ResNet};
 
 /// The ResNet variants fastai's lesson offers.

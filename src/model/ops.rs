@@ -27,7 +27,7 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
 use super::kernels::{self, Conv2dGeometry};
-use super::{conv_taps, sync_batch_norm};
+use super::{conv_taps, layout, sync_batch_norm};
 use crate::dist::SyncBatchNorm;
 
 /// The autodiff backend a training device dispatches to (burn's default: no checkpointing).
@@ -35,6 +35,16 @@ pub(super) type Training = Autodiff<LibTorch, NoCheckpointing>;
 
 /// `conv.forward(input)`.
 pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
+    conv2d_by(conv, input, ConvMethod::choose)
+}
+
+/// [`conv2d`] by the method `choose` picks for the device, kind and output size (a test may
+/// force one).
+fn conv2d_by(
+    conv: &Conv2d,
+    input: Tensor<4>,
+    choose: impl FnOnce(tch::Device, tch::Kind, [i64; 2], &Conv2dGeometry) -> ConvMethod,
+) -> Tensor<4> {
     let Some(geometry) = symmetric_geometry(conv) else {
         return conv.forward(input);
     };
@@ -44,8 +54,8 @@ pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
     };
     let weight = param_on_training_libtorch(conv.weight.val());
     let (input_size, kernel_size) = (input.primitive().tensor.size(), weight.primitive().tensor.size());
-    let device = input.primitive().tensor.device();
-    let method = ConvMethod::choose(device, output_size(&input_size, &kernel_size, &geometry), &geometry);
+    let (device, kind) = (input.primitive().tensor.device(), input.primitive().tensor.kind());
+    let method = choose(device, kind, output_size(&input_size, &kernel_size, &geometry), &geometry);
     let weight_kind = weight.primitive().tensor.kind();
     let output = match (Conv2dBackward { geometry, method, weight_kind })
         .prepare::<NoCheckpointing>([input.node(), weight.node()])
@@ -211,11 +221,14 @@ enum ConvMethod {
 }
 
 impl ConvMethod {
-    /// The method for a convolution on `device` with this output size: the taps only for the
-    /// CPU's smallest feature maps. A pure function of the device and shapes, so the choice can
-    /// be tested for a CUDA device without one.
-    fn choose(device: tch::Device, [height, width]: [i64; 2], geometry: &Conv2dGeometry) -> Self {
-        if device == tch::Device::Cpu && conv_taps::suits(height, width, geometry) {
+    /// The method for a convolution on `device` in `kind` with this output size: the taps only
+    /// for the CPU's smallest feature maps, where they pay on this CPU. A function of the
+    /// device, kind and shapes, so the choice can be tested for a CUDA device without one.
+    fn choose(device: tch::Device, kind: tch::Kind, [height, width]: [i64; 2], geometry: &Conv2dGeometry) -> Self {
+        if device == tch::Device::Cpu
+            && conv_taps::pays_on(conv_taps::Cpu::this(), kind)
+            && conv_taps::suits(height, width, geometry)
+        {
             Self::Taps
         } else {
             Self::LibTorch
@@ -227,6 +240,9 @@ impl ConvMethod {
     fn operands(self, input: TchTensor, weight: TchTensor) -> (TchTensor, TchTensor) {
         let weight = weight.tensor.to_kind(input.tensor.kind());
         match self {
+            Self::LibTorch if layout::prefers_channels_last(input.tensor.device(), input.tensor.kind()) => {
+                (TchTensor::new(layout::channels_last(&input.tensor)), TchTensor::new(weight))
+            }
             Self::LibTorch => (input, TchTensor::new(weight)),
             Self::Taps => {
                 let (input, weight) = conv_taps::operands(&input.tensor, &weight);
@@ -386,6 +402,7 @@ mod tests {
         for (kernel, stride, pad, side) in
             [(3, 1, 1, 11), (3, 2, 1, 11), (7, 2, 3, 11), (1, 2, 0, 11), (3, 1, 1, 2), (3, 2, 1, 4)]
         {
+            let method = if side <= 4 { ConvMethod::Taps } else { ConvMethod::LibTorch };
             let conv = Conv2dConfig::new([3, 5], [kernel, kernel])
                 .with_stride([stride, stride])
                 .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
@@ -393,7 +410,8 @@ mod tests {
                 .init(&device);
             assert!(symmetric_geometry(&conv).is_some());
             let weight = conv.weight.val();
-            compare(random([2, 3, side, side], &device), &[], Some(weight), |x| conv2d(&conv, x), |x| conv.forward(x));
+            let ours = |x| conv2d_by(&conv, x, |_, _, _, _| method);
+            compare(random([2, 3, side, side], &device), &[], Some(weight), ours, |x| conv.forward(x));
         }
     }
 
@@ -466,10 +484,13 @@ mod tests {
         let mut cpu_taps = 0;
         for geometry in [unstrided, strided] {
             for (height, width) in (1..=16).flat_map(|h| (1..=16).map(move |w| (h, w))) {
-                let on_cpu = ConvMethod::choose(tch::Device::Cpu, [height, width], &geometry);
-                cpu_taps += usize::from(on_cpu == ConvMethod::Taps);
-                for device in [tch::Device::Cuda(0), tch::Device::Cuda(3), tch::Device::Mps] {
-                    assert_eq!(ConvMethod::choose(device, [height, width], &geometry), ConvMethod::LibTorch);
+                for kind in [tch::Kind::Float, tch::Kind::BFloat16, tch::Kind::Half] {
+                    let on_cpu = ConvMethod::choose(tch::Device::Cpu, kind, [height, width], &geometry);
+                    // bf16 products pay on every CPU.
+                    cpu_taps += usize::from(on_cpu == ConvMethod::Taps && kind == tch::Kind::BFloat16);
+                    for device in [tch::Device::Cuda(0), tch::Device::Cuda(3), tch::Device::Mps] {
+                        assert_eq!(ConvMethod::choose(device, kind, [height, width], &geometry), ConvMethod::LibTorch);
+                    }
                 }
             }
         }
