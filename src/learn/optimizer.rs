@@ -88,7 +88,8 @@ impl Optimizer for CycledAdamW {
 
 /// One AdamW step on one tensor: PyTorch's fused kernel, one pass over the parameter, its
 /// gradient and moments, where LibTorch's separate in-place kernels (`lerp_`, `addcdiv_`) took
-/// eight and burn's tensor operations ~14 allocating ones (issue 3).
+/// eight and burn's tensor operations ~14 allocating ones (issue 3). At a learning rate of 0
+/// (before any is set) the moments move and the parameter keeps its value.
 fn adamw_step<const D: usize>(
     hypers: AdamW,
     tensor: Tensor<D>,
@@ -120,14 +121,14 @@ fn dense(grad: tch::Tensor) -> tch::Tensor {
 }
 
 /// The tensor's LibTorch handle to write in place, laid out as `grad` is: copied into that
-/// layout when it differs (once: a convolution weight whose gradient comes channels-last stays
+/// layout (and kind) when it differs (once: a convolution weight whose gradient comes channels-last stays
 /// so, and the next forward pass takes it without a reorder), or when burn shares its storage
 /// with another tensor (writing in place would change that one too).
 fn writable<const D: usize>(tensor: Tensor<D>, grad: &tch::Tensor) -> tch::Tensor {
     let primitive = libtorch(tensor);
     if !same_layout(&primitive.tensor, grad) {
         let mut copy = grad.empty_like();
-        let _ = copy.copy_(&primitive.tensor);
+        copy.copy_(&primitive.tensor);
         copy
     } else if primitive.can_mut() {
         primitive.tensor
@@ -136,11 +137,13 @@ fn writable<const D: usize>(tensor: Tensor<D>, grad: &tch::Tensor) -> tch::Tenso
     }
 }
 
-/// Whether two tensors of one shape keep their elements in the same order in memory (the
-/// stride of a dimension of size 1 says nothing).
+/// Whether two tensors are of one kind and shape and keep their elements in the same order in
+/// memory (the stride of a dimension of size 1 says nothing).
 fn same_layout(a: &tch::Tensor, b: &tch::Tensor) -> bool {
     let size = a.size();
-    size == b.size() && size.iter().zip(a.stride().iter().zip(b.stride())).all(|(&n, (x, y))| n <= 1 || *x == y)
+    a.kind() == b.kind()
+        && size == b.size()
+        && size.iter().zip(a.stride().iter().zip(b.stride())).all(|(&n, (x, y))| n <= 1 || *x == y)
 }
 
 fn burn_tensor<const D: usize>(tensor: tch::Tensor) -> Tensor<D> {

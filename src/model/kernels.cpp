@@ -1,8 +1,8 @@
-// LibTorch's own backward kernels for convolution and batch normalisation, the gradient
-// unscaling of mixed precision and the fused AdamW step, which the tch crate does not bind: PyTorch's autograd and
-// GradScaler call exactly these. Tensors cross as tch's handles
-// (`at::Tensor*`); results are new handles the caller owns. A failure returns its message
-// (free it with mednist_free_error), so no C++ exception crosses into Rust.
+// LibTorch kernels the tch crate does not bind: the convolution and batch-normalisation backward
+// kernels PyTorch's autograd calls, the gradient unscaling of GradScaler and the fused AdamW step
+// of torch.optim. Tensors cross as tch's handles (`at::Tensor*`); results are new handles the
+// caller owns. A failure returns its message (free it with mednist_free_error), so no C++
+// exception crosses into Rust.
 
 #include <ATen/Functions.h>
 
@@ -87,6 +87,17 @@ char *mednist_amp_unscale(const tensor *grads, int64_t count, tensor found_inf, 
 char *mednist_fused_adamw(tensor param, tensor grad, tensor exp_avg, tensor exp_avg_sq, double step,
                           double lr, double beta1, double beta2, double weight_decay, double eps) {
   try {
+    // The CPU kernel walks the four tensors as flat arrays and checks none of this.
+    const auto &reference = *grad;
+    for (const at::Tensor *other : {param, exp_avg, exp_avg_sq}) {
+      TORCH_CHECK(other->sizes() == reference.sizes() && other->scalar_type() == reference.scalar_type(),
+                  "AdamW: a parameter, its gradient and its moments differ in shape or type");
+      for (int64_t dim = 0; dim < reference.dim(); ++dim) {
+        TORCH_CHECK(reference.size(dim) <= 1 || other->stride(dim) == reference.stride(dim),
+                    "AdamW: a parameter, its gradient and its moments differ in memory layout");
+      }
+    }
+    TORCH_CHECK(reference.is_non_overlapping_and_dense(), "AdamW: the gradient is not dense");
     // A fill on the parameter's device: no copy from the host, so no wait on a GPU's queue.
     auto steps = at::full({}, step, param->options().dtype(at::kFloat));
     at::_fused_adamw_({*param}, {*grad}, {*exp_avg}, {*exp_avg_sq}, {}, {steps}, lr, beta1, beta2,

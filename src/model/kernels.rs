@@ -181,3 +181,39 @@ fn check(error: *mut c_char, what: &str) {
 fn owned(handle: *mut C_tensor) -> Option<Tensor> {
     (!handle.is_null()).then(|| unsafe { Tensor::from_ptr(handle) })
 }
+
+#[cfg(test)]
+mod tests {
+    use tch::{Device, Kind};
+
+    use super::*;
+
+    const HYPERS: AdamW = AdamW { lr: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-5, weight_decay: 0.0 };
+
+    #[test]
+    fn the_fused_step_refuses_tensors_laid_out_apart() {
+        let grad = Tensor::randn([4, 3, 2, 2], (Kind::Float, Device::Cpu));
+        let moments = [grad.zeros_like(), grad.zeros_like()];
+        // The same values, channels-last: read as a flat array it would pair wrong elements.
+        let param = grad.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+        let before = param.copy();
+        let outcome = std::panic::catch_unwind(|| fused_adamw(&param, &grad, [&moments[0], &moments[1]], 1, HYPERS));
+        let message = *outcome.expect_err("refused").downcast::<String>().expect("a message");
+        assert!(message.contains("differ in memory layout"), "{message}");
+        assert!(param.equal(&before), "the parameter is left as it was");
+    }
+
+    #[test]
+    fn the_fused_step_moves_a_parameter_against_its_gradient() {
+        let param = Tensor::zeros([5], (Kind::Float, Device::Cpu));
+        let grad = Tensor::from_slice(&[1.0f32, -2.0, 0.5, 0.0, 3.0]);
+        let moments = [grad.zeros_like(), grad.zeros_like()];
+        fused_adamw(&param, &grad, [&moments[0], &moments[1]], 1, HYPERS);
+        // Adam's first step moves each weight by about lr against its gradient's sign.
+        let moved: Vec<f32> = Vec::try_from(&param).unwrap();
+        let expected = [-0.1, 0.1, -0.1, 0.0, -0.1];
+        for (got, want) in moved.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-4, "{moved:?}");
+        }
+    }
+}

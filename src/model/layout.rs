@@ -39,6 +39,8 @@ pub fn channels_last(tensor: &Tensor) -> Tensor {
 /// checkpoint's load so; training steps leave each weight in its gradient's layout. Laying
 /// both out alike keeps a model computing the same whether it was trained in this process or
 /// loaded from its checkpoint (a convolution's sums run in another order in another layout).
+/// On CUDA the layout follows the precision, so a checkpoint resumed in another one computes
+/// the same up to rounding.
 pub fn for_training<M: Module>(model: M, kind: Kind) -> M {
     model.map(&mut ConvolutionWeights { kind })
 }

@@ -5,8 +5,9 @@
 //! `native_batch_norm_backward`, `threshold_backward`. burn 0.22's generic backward computes a
 //! convolution's weight gradient as a forward convolution over transposed copies, and batch
 //! norm from a dozen element-wise passes and copies; on ResNet34 that was most of the gap to
-//! PyTorch (issue 3). Convolutions whose output is a CPU feature map of at most 2x2 go
-//! further than PyTorch: see [`conv_taps`]. Anywhere else (inference, a non-LibTorch device)
+//! PyTorch (issue 3). Convolutions of the CPU's smallest feature maps go further than PyTorch
+//! where their matrix products are fast (see [`conv_taps`]), and the CPU's convolutions take
+//! channels-last activations (see [`layout`]). Anywhere else (inference, a non-LibTorch device)
 //! these are burn's layers.
 
 // burn 0.22 marks its LibTorch backend deprecated in favour of CubeCL; LibTorch is this
@@ -240,7 +241,12 @@ impl ConvMethod {
     fn operands(self, input: TchTensor, weight: TchTensor) -> (TchTensor, TchTensor) {
         let weight = weight.tensor.to_kind(input.tensor.kind());
         match self {
-            Self::LibTorch if layout::prefers_channels_last(input.tensor.device(), input.tensor.kind()) => {
+            // An input already channels-last stays the handle it is, so burn still counts who
+            // shares it (a residual block's identity does) before writing into it in place.
+            Self::LibTorch
+                if layout::prefers_channels_last(input.tensor.device(), input.tensor.kind())
+                    && !layout::is_channels_last(&input.tensor) =>
+            {
                 (TchTensor::new(layout::channels_last(&input.tensor)), TchTensor::new(weight))
             }
             Self::LibTorch => (input, TchTensor::new(weight)),
