@@ -122,9 +122,10 @@ char *mednist_dist_store_get(mednist_group *group, const char *key, uint8_t **da
 
 void mednist_dist_free_bytes(uint8_t *data) { free(data); }
 
-// Sums `count` tensors over the ranks in place (divided by the group's size when `average`). Tensors of one kind are packed into flat buckets of about `bucket_bytes` (a
-// collective per tensor would pay Gloo's latency per layer); each bucket's collective is started
-// before the next is packed, so packing, reducing and unpacking overlap.
+// Sums `count` tensors over the ranks in place (divided by the group's size when `average`).
+// Tensors of one kind are packed into flat buckets of about `bucket_bytes` (a collective per
+// tensor would pay Gloo's latency per layer); each bucket's collective is started before the next
+// is packed, so packing, reducing and unpacking overlap.
 char *mednist_dist_allreduce(mednist_group *group, const tensor *tensors, int64_t count,
                              int64_t bucket_bytes, int average) {
   try {

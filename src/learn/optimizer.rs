@@ -117,13 +117,13 @@ fn libtorch<const D: usize>(tensor: Tensor<D>) -> TchTensor {
 /// channels-last as a convolution's weight gradient comes), else a contiguous copy: the fused
 /// step reads its four tensors as flat arrays.
 fn dense(grad: tch::Tensor) -> tch::Tensor {
-    if grad.is_contiguous() || (grad.dim() == 4 && layout::is_channels_last(&grad)) { grad } else { grad.contiguous() }
+    if grad.is_contiguous() || layout::is_channels_last(&grad) { grad } else { grad.contiguous() }
 }
 
 /// The tensor's LibTorch handle to write in place, laid out as `grad` is: copied into that
-/// layout (and kind) when it differs (once: a convolution weight whose gradient comes channels-last stays
-/// so, and the next forward pass takes it without a reorder), or when burn shares its storage
-/// with another tensor (writing in place would change that one too).
+/// layout (and kind) when it differs (once: a convolution weight whose gradient comes
+/// channels-last stays so, and the next forward pass takes it without a reorder), or when burn
+/// shares its storage with another tensor (writing in place would change that one too).
 fn writable<const D: usize>(tensor: Tensor<D>, grad: &tch::Tensor) -> tch::Tensor {
     let primitive = libtorch(tensor);
     if !same_layout(&primitive.tensor, grad) {

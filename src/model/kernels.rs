@@ -195,7 +195,7 @@ mod tests {
         let grad = Tensor::randn([4, 3, 2, 2], (Kind::Float, Device::Cpu));
         let moments = [grad.zeros_like(), grad.zeros_like()];
         // The same values, channels-last: read as a flat array it would pair wrong elements.
-        let param = grad.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+        let param = crate::model::layout::channels_last(&grad);
         let before = param.copy();
         let outcome = std::panic::catch_unwind(|| fused_adamw(&param, &grad, [&moments[0], &moments[1]], 1, HYPERS));
         let message = *outcome.expect_err("refused").downcast::<String>().expect("a message");

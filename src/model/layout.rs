@@ -69,9 +69,9 @@ impl ModuleMapper for ConvolutionWeights {
     }
 }
 
-/// Whether `tensor` is laid out channels-last.
+/// Whether `tensor` is a 4-D tensor laid out channels-last.
 pub fn is_channels_last(tensor: &Tensor) -> bool {
-    tensor.permute([0, 2, 3, 1]).is_contiguous()
+    tensor.dim() == 4 && tensor.permute([0, 2, 3, 1]).is_contiguous()
 }
 
 #[cfg(test)]
@@ -82,6 +82,7 @@ mod tests {
     fn channels_last_keeps_the_values_and_moves_the_channels_innermost() {
         let nchw = Tensor::arange(2 * 3 * 4 * 5, (Kind::Float, Device::Cpu)).view([2, 3, 4, 5]);
         assert!(!is_channels_last(&nchw));
+        assert!(!is_channels_last(&Tensor::zeros([3, 4], (Kind::Float, Device::Cpu))), "only 4-D tensors are");
         let nhwc = channels_last(&nchw);
         assert!(is_channels_last(&nhwc));
         assert_eq!(nhwc.size(), [2, 3, 4, 5]);
