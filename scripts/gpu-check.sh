@@ -106,8 +106,11 @@ for name in ("interpret", "lr-find"):
         a, b = last_json(f"{out}/{name}-{device}.json"), last_json(f"{out}/{name}-cpu.json")
     except Exception as error:
         print(f"{name}: cannot compare ({error})"); continue
-    keys = ("error_rate", "accuracy", "valid_loss") if name == "interpret" else ("suggestions",)
-    print(name + ": " + "; ".join(f"{k} {device} {a.get(k)} cpu {b.get(k)}" for k in keys))
+    if name == "interpret":
+        agree = "agree" if a.get("confusion") == b.get("confusion") else "differ"
+        print(f"interpret: error_rate {device} {a.get('error_rate')} cpu {b.get('error_rate')}; confusion matrices {agree}")
+    else:
+        print(f"lr-find: suggestions {device} {a.get('suggestions')} cpu {b.get('suggestions')}")
 PY
 "${m[@]}" export "$work/model.pkl" >/dev/null 2>>"$out/export.err" || fail "export"
 sample="$(find "$work/ws/dataset" -name '*.jpeg' | head -n 200)"
