@@ -87,7 +87,8 @@ char *mednist_amp_unscale(const tensor *grads, int64_t count, tensor found_inf, 
 char *mednist_fused_adamw(tensor param, tensor grad, tensor exp_avg, tensor exp_avg_sq, double step,
                           double lr, double beta1, double beta2, double weight_decay, double eps) {
   try {
-    // The CPU kernel walks the four tensors as flat arrays and checks none of this.
+    // The kernel is handed the four as flat arrays (below) and checks none of this: elements pair
+    // by their place in memory, which is their logical place only in one shared dense layout.
     const auto &reference = *grad;
     for (const at::Tensor *other : {param, exp_avg, exp_avg_sq}) {
       TORCH_CHECK(other->sizes() == reference.sizes() && other->scalar_type() == reference.scalar_type(),
@@ -100,9 +101,8 @@ char *mednist_fused_adamw(tensor param, tensor grad, tensor exp_avg, tensor exp_
     TORCH_CHECK(reference.is_non_overlapping_and_dense(), "AdamW: the gradient is not dense");
     // A fill on the parameter's device: no copy from the host, so no wait on a GPU's queue.
     auto steps = at::full({}, step, param->options().dtype(at::kFloat));
-    // PyTorch's CPU kernel copies a gradient that is not contiguous (a channels-last convolution
-    // weight's), then walks the original and drops the copy: 3% of a training step. The four
-    // share one dense layout, so their flat views pair the same elements and copy nothing.
+    // Flat, because PyTorch's CPU kernel copies a gradient that is not contiguous (a channels-last
+    // convolution weight's), then walks the original and drops the copy: 3% of a training step.
     auto flat = [](const at::Tensor &tensor) { return tensor.as_strided({tensor.numel()}, {1}); };
     at::_fused_adamw_({flat(*param)}, {flat(*grad)}, {flat(*exp_avg)}, {flat(*exp_avg_sq)}, {}, {steps}, lr,
                       beta1, beta2, weight_decay, eps, false, false);
